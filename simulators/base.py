@@ -1,0 +1,50 @@
+"""Shared plumbing for the local simulators: a threaded WSGI server on a real socket.
+
+Every HTTP simulator is a Falcon app built by `make_app(state)` over an in-memory state object; tests
+start it with `serve(app)` on an ephemeral port and talk to it over real HTTP, exactly as the service
+does in production. Inspection/seeding endpoints live under `/_sim/` so they never collide with the
+real API's paths.
+"""
+
+from __future__ import annotations
+
+import logging
+import socketserver
+import threading
+from dataclasses import dataclass
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format, *args):  # noqa: A002 - wsgiref's signature
+        logging.getLogger("simulators.http").debug("%s " + format, self.address_string(), *args)
+
+
+class _ThreadingWSGIServer(socketserver.ThreadingMixIn, WSGIServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+
+@dataclass
+class RunningServer:
+    """A simulator listening on `url`; `stop()` closes its socket (a "down" system)."""
+
+    server: WSGIServer
+    thread: threading.Thread
+    url: str
+
+    @property
+    def port(self) -> int:
+        return self.server.server_address[1]
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def serve(app, host: str = "127.0.0.1", port: int = 0) -> RunningServer:
+    """Serve a WSGI app in a daemon thread; port 0 picks a free one."""
+    server = make_server(host, port, app, server_class=_ThreadingWSGIServer, handler_class=_QuietHandler)
+    thread = threading.Thread(target=server.serve_forever, name=f"sim-{server.server_address[1]}", daemon=True)
+    thread.start()
+    return RunningServer(server, thread, f"http://{host}:{server.server_address[1]}")

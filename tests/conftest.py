@@ -1,0 +1,96 @@
+"""Test harness: real PostgreSQL (pgvector) and Valkey for the whole session, a clean database per test.
+
+The servers are the embedded ones (or those named by WIDIP_TEST_DATABASE_URL / WIDIP_TEST_REDIS_URL).
+Every test gets its own database cloned from a migrated template (fast, and nothing leaks between
+tests) and an emptied Redis. Actors use the StubBroker in this process; end-to-end tests start real
+`dramatiq` and `gunicorn` processes on the Redis broker (see tests/stack.py).
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import tempfile
+from pathlib import Path
+
+# The StubBroker must be chosen before any actor module is imported.
+os.environ["WIDIP_BROKER"] = "stub"
+os.environ.setdefault("dramatiq_prom_db", tempfile.mkdtemp(prefix="widip-prom-"))
+
+import psycopg  # noqa: E402
+import pytest  # noqa: E402
+import redis  # noqa: E402
+
+from widip import embedded  # noqa: E402
+from widip.config import PROJECT_ROOT, Settings  # noqa: E402
+from widip.functions import db  # noqa: E402
+
+TEMPLATE = "widip_template"
+_counter = itertools.count()
+
+
+@pytest.fixture(scope="session")
+def servers(tmp_path_factory):
+    """Session-wide PostgreSQL admin URL and Redis URL."""
+    pg_url, redis_url = os.environ.get("WIDIP_TEST_DATABASE_URL"), os.environ.get("WIDIP_TEST_REDIS_URL")
+    started = None
+    if not (pg_url and redis_url):
+        started = embedded.start(tmp_path_factory.mktemp("embedded"), persist=False, database="postgres")
+        pg_url, redis_url = started.database_url, started.redis_url
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{TEMPLATE}"')
+        conn.execute(f'CREATE DATABASE "{TEMPLATE}"')
+    db.migrate(_with_database(pg_url, TEMPLATE), PROJECT_ROOT / "sql")
+    yield {"admin_url": pg_url, "redis_url": redis_url, "embedded": started}
+    if started:
+        started.stop()
+
+
+def _with_database(url: str, name: str) -> str:
+    """The same server URL pointing at another database (handles socket-style URLs)."""
+    info = psycopg.conninfo.conninfo_to_dict(url)
+    info["dbname"] = name
+    return psycopg.conninfo.make_conninfo(**info)
+
+
+@pytest.fixture
+def database_url(servers):
+    """A fresh, migrated database for this test, dropped afterwards."""
+    name = f"t_{os.getpid()}_{next(_counter)}"
+    with psycopg.connect(servers["admin_url"], autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{TEMPLATE}"')
+    yield _with_database(servers["admin_url"], name)
+    with psycopg.connect(servers["admin_url"], autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def redis_url(servers):
+    """The session Valkey, emptied for this test."""
+    client = redis.Redis.from_url(servers["redis_url"])
+    client.flushall()
+    client.close()
+    return servers["redis_url"]
+
+
+@pytest.fixture
+def redis_client(redis_url):
+    client = redis.Redis.from_url(redis_url)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def conn(database_url):
+    """An autocommit connection to this test's database (dict rows)."""
+    with db.connect(database_url, autocommit=True) as connection:
+        yield connection
+
+
+@pytest.fixture
+def settings(database_url, redis_url, tmp_path):
+    """Settings for this test: its own database, the emptied Redis, a private var/ dir."""
+    return Settings(
+        database_url=database_url, redis_url=redis_url, env="test", broker="stub",
+        var_dir=tmp_path / "var", policy_dir=Path(PROJECT_ROOT / "policy"),
+    )

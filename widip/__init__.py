@@ -1,0 +1,1 @@
+"""widip: the WIDIP automation platform (Sentinel, Assist, WIBOT, SAFEGUARD)."""

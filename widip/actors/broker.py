@@ -1,0 +1,71 @@
+"""The Dramatiq broker and its middleware, chosen once per process from the settings.
+
+Middleware is listed explicitly (Dramatiq 2.x enables less by default) with bounded defaults:
+no actor inherits Dramatiq's 20 retries over ~30 days, and messages older than a day are dropped
+rather than acted on long after the fact. The StubBroker is used when WIDIP_BROKER=stub (tests).
+"""
+
+from __future__ import annotations
+
+import logging
+
+import dramatiq
+from dramatiq.brokers.redis import RedisBroker
+from dramatiq.brokers.stub import StubBroker
+from dramatiq.middleware import AgeLimit, CurrentMessage, Retries, ShutdownNotifications, TimeLimit
+from dramatiq.results import Results
+from dramatiq.results.backends import RedisBackend, StubBackend
+from periodiq import PeriodiqMiddleware
+
+from widip.actors.tracking import JobTracking
+from widip.config import Settings
+
+logger = logging.getLogger(__name__)
+
+#: Default ceiling on retries for every actor; side-effecting actors set their own, lower.
+DEFAULT_MAX_RETRIES = 3
+#: First retry after 2 s, at most 5 min between retries.
+DEFAULT_MIN_BACKOFF_MS = 2_000
+DEFAULT_MAX_BACKOFF_MS = 300_000
+#: A message older than a day is stale: the situation it described has changed.
+DEFAULT_MAX_AGE_MS = 24 * 3600 * 1000
+#: An actor running longer than 10 min is stuck; each actor sets a tighter limit.
+DEFAULT_TIME_LIMIT_MS = 600_000
+#: Periodic ticks older than this when picked up are skipped: the next tick will come.
+PERIODIQ_SKIP_DELAY_S = 120
+
+
+def build_middleware(results_backend) -> list:
+    middleware = [
+        AgeLimit(max_age=DEFAULT_MAX_AGE_MS),
+        TimeLimit(time_limit=DEFAULT_TIME_LIMIT_MS),
+        ShutdownNotifications(),
+        CurrentMessage(),
+        JobTracking(),
+        Retries(max_retries=DEFAULT_MAX_RETRIES, min_backoff=DEFAULT_MIN_BACKOFF_MS,
+                max_backoff=DEFAULT_MAX_BACKOFF_MS),
+        Results(backend=results_backend),
+        PeriodiqMiddleware(skip_delay=PERIODIQ_SKIP_DELAY_S),
+    ]
+    try:
+        from dramatiq.middleware.prometheus import Prometheus
+    except ImportError:  # pragma: no cover - prometheus-client is a hard dependency
+        return middleware
+    return middleware + [Prometheus()]
+
+
+def build_broker(settings: Settings) -> dramatiq.Broker:
+    """A Redis broker on REDIS_URL, or a StubBroker for unit tests."""
+    if settings.broker == "stub":
+        broker = StubBroker(middleware=build_middleware(StubBackend()))
+        broker.emit_after("process_boot")
+        return broker
+    backend = RedisBackend(url=settings.redis_url)
+    return RedisBroker(url=settings.redis_url, middleware=build_middleware(backend))
+
+
+def setup_broker(settings: Settings) -> dramatiq.Broker:
+    broker = build_broker(settings)
+    dramatiq.set_broker(broker)
+    logger.debug("broker ready: %s", type(broker).__name__)
+    return broker

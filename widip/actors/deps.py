@@ -1,0 +1,56 @@
+"""Process-wide dependencies for actors: settings, the database pool, Redis — built once, lazily.
+
+Actors are thin: they fetch `deps()` and call plain functions with what they need. Tests call
+`configure(settings)` to point this process at their own database and Redis.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+import redis
+from psycopg_pool import ConnectionPool
+
+from widip.config import Settings
+from widip.functions import db
+
+
+@dataclass
+class Deps:
+    settings: Settings
+    pool: ConnectionPool
+    redis: redis.Redis
+
+    def close(self) -> None:
+        self.pool.close()
+        self.redis.close()
+
+
+_lock = threading.Lock()
+_deps: Deps | None = None
+
+
+def build(settings: Settings) -> Deps:
+    return Deps(settings=settings, pool=db.make_pool(settings.database_url),
+                redis=redis.Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=2))
+
+
+def configure(settings: Settings) -> Deps:
+    """Replace this process's dependencies (closing the old ones)."""
+    global _deps
+    with _lock:
+        if _deps is not None:
+            _deps.close()
+        _deps = build(settings)
+        return _deps
+
+
+def deps() -> Deps:
+    """This process's dependencies, built from the environment on first use."""
+    global _deps
+    if _deps is None:
+        with _lock:
+            if _deps is None:
+                _deps = build(Settings.from_env())
+    return _deps

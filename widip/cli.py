@@ -1,0 +1,90 @@
+"""The `widip` command: migrate, up, demo, scheduler, simulators.
+
+`widip up` is the one-command deployment for a single host: with no DATABASE_URL/REDIS_URL it
+starts embedded PostgreSQL + Valkey under ./var (kept between runs), migrates, writes
+var/demo.env, then runs every Procfile process under honcho until Ctrl-C, and stops what it
+started.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import shutil
+import sys
+from pathlib import Path
+
+from widip.config import PROJECT_ROOT, Settings
+from widip.errors import ConfigError
+from widip.logs import configure_logging
+
+logger = logging.getLogger("widip.cli")
+
+PROCFILE = PROJECT_ROOT / "Procfile"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="widip", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("migrate", help="apply pending sql/NNN_*.sql migrations")
+    up = sub.add_parser("up", help="start embedded services (if no URLs are set) and every Procfile process")
+    demo = sub.add_parser("demo", help="like up, plus the simulators and demo data")
+    for p in (up, demo):
+        p.add_argument("--only", nargs="*", help="run only these Procfile processes")
+    sub.add_parser("scheduler", help="run the periodiq scheduler (one per deployment)")
+    sims = sub.add_parser("simulators", help="run the local simulators of GLPI, Observium, … for the demo")
+    sims.add_argument("--env-file", default=None, help="write the simulators' URLs and tokens here")
+    args = parser.parse_args(argv)
+    configure_logging(os.environ.get("LOG_LEVEL", "INFO"))
+    try:
+        return COMMANDS[args.command](args)
+    except ConfigError as exc:
+        print(f"widip: {exc}", file=sys.stderr)
+        return 2
+
+
+def cmd_migrate(args) -> int:
+    from widip.functions import db
+
+    settings = Settings.from_env()
+    applied = db.migrate(settings.database_url, settings.sql_dir)
+    print(f"applied {len(applied)} migration(s)" + (": " + ", ".join(applied) if applied else ""))
+    return 0
+
+
+def cmd_up(args, *, demo: bool = False) -> int:
+    from widip import launcher
+
+    return launcher.run(var_dir=Path(os.environ.get("WIDIP_VAR_DIR") or PROJECT_ROOT / "var").resolve(),
+                        procfile=PROCFILE, demo=demo, only=args.only)
+
+
+def cmd_demo(args) -> int:
+    return cmd_up(args, demo=True)
+
+
+def cmd_scheduler(args) -> int:
+    """Record the scheduler's start (for /ready), then hand over to periodiq."""
+    import periodiq
+
+    from widip.actors import deps as actor_deps
+    from widip.functions import heartbeat
+
+    heartbeat.record_start(actor_deps.deps().redis)
+    return periodiq.main(periodiq.make_argument_parser().parse_args(["widip.actors"]))
+
+
+def cmd_simulators(args) -> int:
+    from simulators import demo_stack
+
+    return demo_stack.run(env_file=args.env_file)
+
+
+COMMANDS = {
+    "migrate": cmd_migrate, "up": cmd_up, "demo": cmd_demo,
+    "scheduler": cmd_scheduler, "simulators": cmd_simulators,
+}
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

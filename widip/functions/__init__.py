@@ -1,0 +1,1 @@
+"""Plain functions and integration clients; imports neither dramatiq nor falcon."""

@@ -1,0 +1,96 @@
+"""One way to call an external HTTP API: explicit timeouts, pooled connections, errors split in two.
+
+Every integration client (GLPI, Observium, Phibee, Password Pusher…) builds its `httpx.Client`
+with `make_client` and sends through `send`, so that
+- a timeout, a refused connection or a 5xx becomes `Unavailable` (worth retrying later), and
+- any other 4xx becomes `Rejected` (permanent),
+and so that every outcome reaches the listeners in `OUTCOME_LISTENERS` (integration status and
+latency metrics) without the clients knowing about them. Nothing here logs headers or bodies:
+they carry tokens and personal data.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Callable
+
+import httpx
+
+from widip.errors import Rejected, Unavailable
+
+logger = logging.getLogger(__name__)
+
+#: Called as listener(system, ok, elapsed_seconds, error_or_None) after every call.
+OUTCOME_LISTENERS: list[Callable[[str, bool, float, Exception | None], None]] = []
+
+DEFAULT_TIMEOUT_SECONDS = 10.0
+
+
+def make_client(base_url: str, *, timeout: float = DEFAULT_TIMEOUT_SECONDS, verify: bool | str = True,
+                headers: dict[str, str] | None = None, auth=None, transport=None) -> httpx.Client:
+    """A long-lived client with a base URL and an explicit timeout on every phase."""
+    return httpx.Client(
+        base_url=base_url, timeout=httpx.Timeout(timeout), verify=verify, headers=headers or {},
+        auth=auth, transport=transport, limits=httpx.Limits(max_connections=20, max_keepalive_connections=10),
+    )
+
+
+def send(client: httpx.Client, system: str, method: str, path: str, *,
+         reject_statuses: Callable[[httpx.Response], bool] | None = None, **kwargs) -> httpx.Response:
+    """Send one request; return the response when it is a success (< 400), else raise.
+
+    `reject_statuses` lets a client keep some 4xx responses for itself (GLPI's 401 session expiry is
+    handled by re-login, not raised): when it returns False for a response, that response is returned
+    as is.
+    """
+    started = time.perf_counter()
+    try:
+        response = client.request(method, path, **kwargs)
+    except httpx.TimeoutException as exc:
+        raise _done(system, started, Unavailable(system, f"timed out after {_elapsed(started):.1f} s")) from exc
+    except httpx.TransportError as exc:
+        raise _done(system, started, Unavailable(system, f"cannot connect ({type(exc).__name__})")) from exc
+    if response.status_code >= 500:
+        raise _done(system, started, Unavailable(
+            system, f"server error {response.status_code}", status_code=response.status_code))
+    if response.status_code >= 400 and (reject_statuses is None or reject_statuses(response)):
+        code, message = describe_error(response)
+        raise _done(system, started, Rejected(
+            system, f"{response.status_code} {message}", status_code=response.status_code, code=code))
+    _done(system, started, None)
+    return response
+
+
+def describe_error(response: httpx.Response) -> tuple[str | None, str]:
+    """(code, message) from an error body: GLPI's ["CODE", "msg"], {"error": …}, or plain text."""
+    try:
+        body = response.json()
+    except ValueError:
+        return None, response.text[:200]
+    if isinstance(body, list) and body and isinstance(body[0], str):
+        return body[0], str(body[1]) if len(body) > 1 else body[0]
+    if isinstance(body, dict):
+        message = body.get("error") or body.get("message") or body.get("detail") or body.get("title")
+        if isinstance(message, dict):
+            message = message.get("message")
+        return body.get("code") or body.get("status"), str(message or body)[:200]
+    return None, str(body)[:200]
+
+
+def _elapsed(started: float) -> float:
+    return time.perf_counter() - started
+
+
+def _done(system: str, started: float, error: Exception | None):
+    elapsed = _elapsed(started)
+    # A 4xx is the remote side answering: the system is up even though this call was refused.
+    ok = error is None or isinstance(error, Rejected)
+    for listener in OUTCOME_LISTENERS:
+        try:
+            listener(system, ok, elapsed, error)
+        except Exception:  # noqa: BLE001 - a broken listener must not break the call
+            logger.exception("integration outcome listener failed")
+    if error is not None:
+        logger.warning("%s call failed: %s", system, error)
+    return error

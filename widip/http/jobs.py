@@ -1,0 +1,75 @@
+"""Job polling (GET /jobs/{id}) and the echo job (POST /jobs/echo) that proves the wiring."""
+
+from __future__ import annotations
+
+import falcon
+import redis
+
+from widip.actors import jobs as job_actors
+from widip.errors import Unavailable
+from widip.functions import db, jobs
+from widip.http.openapi_doc import error, json_body, json_response
+from widip.http.validation import read_json
+
+ECHO_SCHEMA = {
+    "type": "object", "additionalProperties": False, "required": ["message"],
+    "properties": {"message": {"type": "string", "minLength": 1, "maxLength": 1000}},
+}
+JOB_SCHEMA = {
+    "type": "object", "required": ["id", "status"],
+    "properties": {
+        "id": {"type": "string", "format": "uuid"}, "kind": {"type": "string"},
+        "status": {"enum": list(jobs.STATUSES)}, "result": {}, "error": {"type": ["string", "null"]},
+        "attempts": {"type": "integer"}, "created_at": {"type": "string"},
+        "started_at": {"type": ["string", "null"]}, "finished_at": {"type": ["string", "null"]},
+    },
+}
+ACCEPTED_SCHEMA = {"type": "object", "required": ["job_id", "status"],
+                   "properties": {"job_id": {"type": "string"}, "status": {"const": "queued"}}}
+
+OPENAPI_PATHS = {
+    "/jobs/{job_id}": {"get": {
+        "summary": "Status of accepted work: queued | running | retrying | done | failed",
+        "operationId": "getJob",
+        "parameters": [{"name": "job_id", "in": "path", "required": True, "schema": {"type": "string"}}],
+        "responses": {"200": json_response("the job", JOB_SCHEMA), "404": error("no such job")},
+    }},
+    "/jobs/echo": {"post": {
+        "summary": "Enqueue the echo job (proves HTTP → broker → worker → database)",
+        "operationId": "postEcho",
+        "requestBody": json_body(ECHO_SCHEMA),
+        "responses": {"202": json_response("accepted; poll Location", ACCEPTED_SCHEMA),
+                      "400": error("invalid body"), "503": error("broker unavailable")},
+    }},
+}
+
+
+def accepted(resp, job_id: str, **extra) -> None:
+    """The API's one shape for accepted async work: 202, the id, and where to poll."""
+    resp.status = falcon.HTTP_202
+    resp.location = f"/jobs/{job_id}"
+    resp.media = {"job_id": job_id, "status": "queued", **extra}
+
+
+class Job:
+    def __init__(self, ctx):
+        self._ctx = ctx
+
+    def on_get(self, req, resp, job_id):
+        with db.transaction(self._ctx.pool) as conn:
+            resp.media = jobs.public_view(jobs.get_job(conn, job_id))
+
+
+class Echo:
+    def on_post(self, req, resp):
+        body = read_json(req, ECHO_SCHEMA)
+        try:
+            job = job_actors.enqueue_job(job_actors.echo_message, "echo", body, message=body["message"])
+        except redis.RedisError as exc:
+            raise Unavailable("broker", "the job queue is unreachable; the job is recorded as queued") from exc
+        accepted(resp, str(job["id"]))
+
+
+def register(app, ctx):
+    app.add_route("/jobs/echo", Echo())
+    app.add_route("/jobs/{job_id}", Job(ctx))
