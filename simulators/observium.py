@@ -126,8 +126,8 @@ def demo_ports(device: dict[str, str], last_change: str) -> list[dict[str, str]]
             "port_id": str(device_id * 100 + index), "device_id": str(device_id), "ifIndex": str(index),
             "ifName": name, "ifDescr": name, "ifAlias": alias, "port_label": name, "port_label_short": name,
             "ifOperStatus": "up", "ifAdminStatus": "up", "ifSpeed": "1000000000", "ifHighSpeed": "1000",
-            "ifLastChange": last_change, "ifInOctets_rate": str(120_000 * index), "ifOutOctets_rate": str(80_000 * index),
-            "ifInErrors_rate": "0", "ignore": "0", "disabled": "0", "deleted": "0",
+            "ifLastChange": last_change, "ifInOctets_rate": str(120_000 * index),
+            "ifOutOctets_rate": str(80_000 * index), "ifInErrors_rate": "0", "ignore": "0", "disabled": "0", "deleted": "0",
         })
     return ports
 
@@ -222,7 +222,7 @@ class State:
             row = self.devices[device_id]
             if row["status"] == "0":
                 return row
-            row.update(status="0", status_type=status_type, last_polled=self._local(since))
+            row.update(status="0", status_type=status_type, last_polled=self._local(since), uptime="0")
             self._outage_start[device_id] = since
             alert = self.alerts[_alert_id(device_id)]
             alert.update(alert_status="0", last_message="Checks failed", count=str(max(1, int((now - since) // 300))),

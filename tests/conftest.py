@@ -94,3 +94,49 @@ def settings(database_url, redis_url, tmp_path):
         database_url=database_url, redis_url=redis_url, env="test", broker="stub",
         var_dir=tmp_path / "var", policy_dir=Path(PROJECT_ROOT / "policy"),
     )
+
+
+@pytest.fixture
+def stack(database_url, redis_url, tmp_path):
+    """Starts real Procfile processes on this test's database and the Redis broker."""
+    from tests.stack import Stack
+
+    prom = tmp_path / "prometheus"
+    prom.mkdir()
+    running = Stack({"DATABASE_URL": database_url, "REDIS_URL": redis_url, "WIDIP_ENV": "test",
+                     "WIDIP_VAR_DIR": str(tmp_path / "var"), "PROMETHEUS_MULTIPROC_DIR": str(prom),
+                     "dramatiq_prom_db": str(prom)}, tmp_path)
+    yield running
+    running.stop()
+
+
+@pytest.fixture
+def app_client(settings):
+    """A Falcon TestClient over the app wired to this test's database and Redis (StubBroker)."""
+    from falcon.testing import TestClient
+
+    from widip.http.app import create_app
+
+    return TestClient(create_app(settings))
+
+
+@pytest.fixture
+def stub_broker(settings):
+    """The StubBroker with this test's dependencies; emptied afterwards."""
+    from widip.actors import broker
+    from widip.actors import deps as actor_deps
+
+    actor_deps.configure(settings)
+    broker.flush_all()
+    yield broker
+    broker.flush_all()
+
+
+@pytest.fixture
+def stub_worker(stub_broker):
+    from dramatiq import Worker
+
+    worker = Worker(stub_broker, worker_timeout=100)
+    worker.start()
+    yield worker
+    worker.stop()

@@ -7,10 +7,9 @@ module in it, so the worker, the scheduler and the web process all see every act
 import importlib
 import pkgutil
 
-from widip.actors.broker import setup_broker
-from widip.config import Settings
+from widip.actors.broker import setup_broker_from_env
 
-broker = setup_broker(Settings.from_env())
+broker = setup_broker_from_env()
 
 for _module in pkgutil.iter_modules(__path__):
     if _module.name not in ("broker", "deps", "tracking"):

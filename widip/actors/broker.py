@@ -8,6 +8,7 @@ rather than acted on long after the fact. The StubBroker is used when WIDIP_BROK
 from __future__ import annotations
 
 import logging
+import os
 
 import dramatiq
 from dramatiq.brokers.redis import RedisBroker
@@ -18,7 +19,7 @@ from dramatiq.results.backends import RedisBackend, StubBackend
 from periodiq import PeriodiqMiddleware
 
 from widip.actors.tracking import JobTracking
-from widip.config import Settings
+from widip.errors import ConfigError
 
 logger = logging.getLogger(__name__)
 
@@ -54,18 +55,21 @@ def build_middleware(results_backend) -> list:
     return middleware + [Prometheus()]
 
 
-def build_broker(settings: Settings) -> dramatiq.Broker:
-    """A Redis broker on REDIS_URL, or a StubBroker for unit tests."""
-    if settings.broker == "stub":
+def build_broker(kind: str, redis_url: str | None) -> dramatiq.Broker:
+    """A Redis broker on `redis_url`, or a StubBroker (kind "stub") for unit tests."""
+    if kind == "stub":
         broker = StubBroker(middleware=build_middleware(StubBackend()))
         broker.emit_after("process_boot")
         return broker
-    backend = RedisBackend(url=settings.redis_url)
-    return RedisBroker(url=settings.redis_url, middleware=build_middleware(backend))
+    if not redis_url:
+        raise ConfigError(["REDIS_URL is required but not set"])
+    backend = RedisBackend(url=redis_url)
+    return RedisBroker(url=redis_url, middleware=build_middleware(backend))
 
 
-def setup_broker(settings: Settings) -> dramatiq.Broker:
-    broker = build_broker(settings)
+def setup_broker_from_env(env=os.environ) -> dramatiq.Broker:
+    """The broker needs only WIDIP_BROKER and REDIS_URL, so importing actors never needs a database."""
+    broker = build_broker(env.get("WIDIP_BROKER", "redis"), env.get("REDIS_URL"))
     dramatiq.set_broker(broker)
     logger.debug("broker ready: %s", type(broker).__name__)
     return broker

@@ -40,7 +40,7 @@ def make_pool(url: str, *, min_size: int = 1, max_size: int = 8) -> ConnectionPo
     """A connection pool; opened lazily so building it never blocks a process start."""
     return ConnectionPool(
         url, min_size=min_size, max_size=max_size, open=False,
-        kwargs={"row_factory": dict_row}, timeout=10, name="widip",
+        kwargs={"row_factory": dict_row}, timeout=5, name="widip",
     )
 
 

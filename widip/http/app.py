@@ -51,7 +51,8 @@ def resource_modules():
 
 def create_app(settings: Settings | None = None) -> falcon.App:
     settings = settings or Settings.from_env()
-    configure_logging(settings.log_level)
+    if settings.env != "test":  # pytest owns logging in tests
+        configure_logging(settings.log_level)
     ctx = AppContext(settings=settings, deps=actor_deps.configure(settings))
     app = falcon.App(middleware=[RequestId()])
     app.req_options.strip_url_path_trailing_slash = True
