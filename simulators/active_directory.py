@@ -163,7 +163,6 @@ def make_app(state: State | None = None) -> falcon.App:
     app.add_route("/_sim/writes", _Log(state, "writes"))
     app.add_route("/_sim/calls", _Log(state, "calls"))
     app.add_route("/_sim/fault", _Fault(state))
-    app.state = state
     return app
 
 

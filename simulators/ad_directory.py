@@ -104,6 +104,10 @@ class _Credential:
 class Directory:
     """The data plus AD's rules; thread-safe (the reactor thread writes, tests and /_sim read)."""
 
+    #: Members of these groups are covered by AdminSDHolder: delegated rights do not reach them.
+    protected_groups = ("Domain Admins", "Enterprise Admins", "Schema Admins", "Administrators",
+                        "Account Operators", "Backup Operators", "Server Operators", "Print Operators")
+
     def __init__(self, base_dn: str = "DC=widip,DC=local", *, domain: str = "widip.local", netbios: str = "WIDIP",
                  require_secure_bind: bool = True, lockout_threshold: int = 5, lockout_minutes: int = 30,
                  min_password_length: int = 7, clock=time.time):
@@ -279,13 +283,9 @@ class Directory:
             raise LdapError(OPERATIONS_ERROR, MSG_BIND_REQUIRED)
         with self.lock:
             key = norm_dn(self.entry(base).dn)
-            depth = key.count(",")
             results = []
             for entry_key, entry in self.entries.items():
-                below = entry_key.endswith("," + key)
-                in_scope = (entry_key == key if scope == 0 else
-                            below and entry_key.count(",") == depth + 1 if scope == 1 else entry_key == key or below)
-                if in_scope and predicate(self._getter(entry), self._chain(entry)):
+                if _in_scope(entry_key, key, scope) and predicate(self._getter(entry), self._chain(entry)):
                     results.append((entry.dn, self._select(entry, attributes)))
             return results
 
@@ -305,6 +305,8 @@ class Directory:
                 return [entry.dn]
             if lowered == "memberof":
                 return self.groups_of(entry.dn)
+            if lowered == "objectcategory":  # AD accepts the short name (objectCategory=person) in filters
+                return entry.get(name) + [v.split(",")[0][3:] for v in entry.get(name)]
             if lowered == "msds-user-account-control-computed":
                 return [str(self.computed_uac(entry))] if entry.is_user() else []
             return entry.get(name)
@@ -357,10 +359,6 @@ class Directory:
                                 "at": self.clock()})
             logger.debug("ad stand-in: %s modified %s (%s)", bound, entry.dn, ", ".join(n for _, n, _ in changes))
 
-    #: Members of these groups are covered by AdminSDHolder: delegated rights do not reach them.
-    protected_groups = ("Domain Admins", "Enterprise Admins", "Schema Admins", "Administrators",
-                        "Account Operators", "Backup Operators", "Server Operators", "Print Operators")
-
     def _check_right(self, bound: str, entry: Entry) -> None:
         protected = {g.lower() for g in self.protected_groups}
         groups = {self.entry(g).first("cn").lower() for g in self.groups_of(entry.dn, transitive=True)}
@@ -410,6 +408,15 @@ class Directory:
         if op == 1:
             return lambda: entry.set(name, [v for v in entry.get(name) if values and v not in values])
         return lambda: entry.set(name, values)
+
+
+def _in_scope(key: str, base: str, scope: int) -> bool:
+    """baseObject (0), singleLevel (1) or wholeSubtree (2) on normalised DNs."""
+    if key == base:
+        return scope != 1
+    if not key.endswith("," + base):
+        return False
+    return scope == 2 or key.count(",") == base.count(",") + 1
 
 
 def _decode_password(values: list[bytes]) -> str:

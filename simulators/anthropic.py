@@ -1,7 +1,7 @@
 """A local Anthropic Messages API (`POST /v1/messages`) for tests and the demo, answering from a script.
 
-Checks what the real API checks and our mapping could get wrong: `x-api-key` (401
-authentication_error), `anthropic-version`, `max_tokens`, and that every `tool_use` is answered by a
+Checks what the real API checks and our mapping could get wrong: the key (`x-api-key`, or
+`Authorization: Bearer` as anthropic SDK 2.x sends it; 401 authentication_error), `anthropic-version`, `max_tokens`, and that every `tool_use` is answered by a
 `tool_result` with the same id at the start of the next user message (400 otherwise). Errors use the
 API's body `{"type":"error","error":{"type":…,"message":…}}` and a `request-id` header.
 Run alone: `python -m simulators.anthropic --port 8765` (key `sk-ant-sim`).

@@ -45,6 +45,6 @@ class RunningServer:
 def serve(app, host: str = "127.0.0.1", port: int = 0) -> RunningServer:
     """Serve a WSGI app in a daemon thread; port 0 picks a free one."""
     server = make_server(host, port, app, server_class=_ThreadingWSGIServer, handler_class=_QuietHandler)
-    thread = threading.Thread(target=server.serve_forever, name=f"sim-{server.server_address[1]}", daemon=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, name=f"sim-{server.server_address[1]}", daemon=True)
     thread.start()
     return RunningServer(server, thread, f"http://{host}:{server.server_address[1]}")

@@ -6,7 +6,7 @@ lists, sub-item routes, `range`/Content-Range/206 on collections and search, the
 criteria on the documented option ids, the ticket state machine (in glpi_state.py) and GLPI 10's
 HTML-entity encoding of text unless `X-GLPI-Sanitized-Content: false`.
 
-Test and demo hooks under `/_sim/`: `POST /_sim/seed`, `POST /_sim/seed_demo`, `GET /_sim/state`,
+Test and demo hooks under `/_sim/`: `POST /_sim/seed`, `POST /_sim/seed_demo`, `POST /_sim/reset`, `GET /_sim/state`,
 `GET /_sim/calls`, `POST /_sim/expire_sessions`, `POST /_sim/fault` ({"delay_seconds": x},
 {"status": 503}, optional "times": n, or {"clear": true}).
 
@@ -36,18 +36,21 @@ SESSION_READERS = ("getMyProfiles", "getActiveProfile", "getMyEntities", "getAct
                    "getFullSession", "getGlpiConfig", "changeActiveProfile", "changeActiveEntities")
 
 
+_TICKET_FIELDS = {1: "name", 2: "id", 3: "priority", 10: "urgency", 11: "impact", 12: "status", 14: "type",
+                  15: "date", 16: "closedate", 17: "solvedate", 19: "date_mod", 21: "content", 83: "locations_id"}
+
+
 def _ticket_column(state: State, t: dict, option: int):
-    users = lambda kind: [u["name"] for u in state.ticket_users(t["id"], kind)]  # noqa: E731
+    if option in _TICKET_FIELDS:
+        return t[_TICKET_FIELDS[option]]
+    if option in (4, 5, 66):
+        return [u["name"] for u in state.ticket_users(t["id"], {4: 1, 5: 2, 66: 3}[option])]
     if option == 7:
         return state.items["ITILCategory"].get(t["itilcategories_id"], {}).get("completename")
-    if option == 25:
-        return [f["content"] for f in state.items["ITILFollowup"].values() if f["items_id"] == t["id"]]
-    if option == 24:
-        return [s["content"] for s in state.items["ITILSolution"].values() if s["items_id"] == t["id"]]
-    return {1: t["name"], 2: t["id"], 3: t["priority"], 4: users(1), 5: users(2), 66: users(3),
-            10: t["urgency"], 11: t["impact"], 12: t["status"], 14: t["type"], 15: t["date"],
-            16: t["closedate"], 17: t["solvedate"], 19: t["date_mod"], 21: t["content"],
-            80: state.entity_name(t["entities_id"]), 83: t["locations_id"]}[option]
+    if option in (24, 25):
+        rows = state.items["ITILSolution" if option == 24 else "ITILFollowup"].values()
+        return [r["content"] for r in rows if r["items_id"] == t["id"]]
+    return state.entity_name(t["entities_id"])  # 80
 
 
 def _ticket_id_column(state: State, t: dict, option: int):
@@ -190,7 +193,8 @@ class Api:
             return self._search(req, user_id, parts[1], params)
         itemtype = parts[0]
         if itemtype not in ITEMTYPES:
-            raise GlpiError(400, "ERROR_RESOURCE_NOT_FOUND_NOR_COMMONDBTM", "resource not found or not an instance of CommonDBTM")
+            raise GlpiError(400, "ERROR_RESOURCE_NOT_FOUND_NOR_COMMONDBTM",
+                            "resource not found or not an instance of CommonDBTM")
         item_id = _int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else None
         sub = parts[2] if len(parts) > 2 else None
         if req.method == "GET":
@@ -462,6 +466,9 @@ class SimControl:
         body = req.get_media(default_when_empty={}) or {}
         if action == "seed":
             resp.media = state.seed(body)
+        elif action == "reset":
+            state.reset()
+            resp.media = {"ok": True}
         elif action == "seed_demo":
             resp.media = state.seed_demo()
         elif action == "expire_sessions":

@@ -10,6 +10,7 @@ GLPI 10's entity encoding is applied on output by the HTTP layer.
 from __future__ import annotations
 
 import base64
+import re
 import secrets
 import threading
 from collections import Counter
@@ -59,14 +60,22 @@ class State:
         self.user_tokens = dict(user_tokens or {})
         self.autoclose_immediately = autoclose_immediately
         self.max_range = max_range
-        self.items: dict[str, dict[int, dict]] = {t: {} for t in ITEMTYPES}
-        self._next_id: Counter = Counter()
-        self.passwords: dict[str, str] = {}
-        self.sessions: dict[str, int] = {}
-        self.calls: Counter = Counter()
-        self.fault: dict = {}
-        self.items["Entity"][0] = {"id": 0, "name": ROOT_NAME, "completename": ROOT_NAME, "entities_id": None,
-                                   "level": 1, "comment": "", "email": "", "phonenumber": ""}
+        self.reset(keep_tokens=True)
+
+    def reset(self, keep_tokens: bool = False) -> None:
+        """Back to an empty GLPI (root entity only): no items, sessions, counters or faults."""
+        with self.lock:
+            self.items: dict[str, dict[int, dict]] = {t: {} for t in ITEMTYPES}
+            self._next_id: Counter = Counter()
+            self.passwords: dict[str, str] = {}
+            self.sessions: dict[str, int] = {}
+            self.calls: Counter = Counter()
+            self.fault: dict = {}
+            if not keep_tokens:
+                self.user_tokens = {}
+            self.items["Entity"][0] = {"id": 0, "name": ROOT_NAME, "completename": ROOT_NAME,
+                                       "entities_id": None, "level": 1, "comment": "", "email": "",
+                                       "phonenumber": ""}
 
     # --- sessions and rights -------------------------------------------------------------------
 
@@ -238,13 +247,12 @@ class State:
             ticket["priority"] = _int(data["priority"])
         ticket_id = self._store("Ticket", {**ticket, "id": _int(data.get("id"))})
         if not ticket["name"]:
-            ticket_id_item = self.items["Ticket"][ticket_id]
-            ticket_id_item["name"] = _plain(ticket["content"])[:70]
+            self.items["Ticket"][ticket_id]["name"] = _plain(ticket["content"])[:70]
         for kind, actor_type in (("requester", 1), ("assign", 2), ("observer", 3)):
             for uid in actors[kind]:
                 self._add_ticket_user(user_id, {"tickets_id": ticket_id, "users_id": uid, "type": actor_type})
         if "status" in data:
-            self.items["Ticket"][ticket_id]["status"] = _int(data["status"])
+            self._apply_ticket_update(self.items["Ticket"][ticket_id], {"status": data["status"]})
         return ticket_id
 
     def _apply_ticket_update(self, ticket: dict, changes: dict) -> None:
@@ -454,7 +462,6 @@ def _truthy(value) -> bool:
 
 
 def _plain(html_text: str) -> str:
-    import re
     return re.sub(r"<[^>]*>", "", str(html_text or ""))
 
 
@@ -463,9 +470,12 @@ _P = "<p>{}</p>".format
 #: care assistant to create, and a printer that no script can fix.
 DEMO = {
     "entities": [
-        {"id": 1, "name": "EHPAD Les Tilleuls", "email": "direction@ehpad-tilleuls.fr", "phonenumber": "03 88 41 20 00"},
-        {"id": 2, "name": "Clinique du Parc", "email": "accueil@cliniqueduparc.fr", "phonenumber": "03 89 22 10 10"},
-        {"id": 3, "name": "EHPAD Saint-Joseph", "email": "contact@ehpad-saintjoseph.fr", "phonenumber": "03 87 55 60 60"},
+        {"id": 1, "name": "EHPAD Les Tilleuls",
+         "email": "direction@ehpad-tilleuls.fr", "phonenumber": "03 88 41 20 00"},
+        {"id": 2, "name": "Clinique du Parc",
+         "email": "accueil@cliniqueduparc.fr", "phonenumber": "03 89 22 10 10"},
+        {"id": 3, "name": "EHPAD Saint-Joseph",
+         "email": "contact@ehpad-saintjoseph.fr", "phonenumber": "03 87 55 60 60"},
     ],
     "categories": [
         {"id": 1, "name": "Mot de passe", "completename": "Compte utilisateur > Mot de passe"},

@@ -10,7 +10,7 @@ Simulator endpoints (no auth):
     POST /_sim/devices/{id}/down    {"status_type": "ping|snmp|dns", "since_seconds": 1500}  (both optional)
     POST /_sim/devices/{id}/up
     GET  /_sim/devices              every device row
-    GET|DELETE /_sim/calls          request counts per route (DELETE resets)
+    GET|DELETE /_sim/calls          API request counts per route, /_sim/ excluded (DELETE resets)
     POST /_sim/fault                {"delay_seconds": 5} | {"status": 503} (+ optional "times": n); {} clears
     POST /_sim/send_alert           {"device_id", "state": "ALERT|ALERT REMINDER|RECOVER", "url", "token"}
 """
@@ -127,7 +127,8 @@ def demo_ports(device: dict[str, str], last_change: str) -> list[dict[str, str]]
             "ifName": name, "ifDescr": name, "ifAlias": alias, "port_label": name, "port_label_short": name,
             "ifOperStatus": "up", "ifAdminStatus": "up", "ifSpeed": "1000000000", "ifHighSpeed": "1000",
             "ifLastChange": last_change, "ifInOctets_rate": str(120_000 * index),
-            "ifOutOctets_rate": str(80_000 * index), "ifInErrors_rate": "0", "ignore": "0", "disabled": "0", "deleted": "0",
+            "ifOutOctets_rate": str(80_000 * index), "ifInErrors_rate": "0",
+            "ignore": "0", "disabled": "0", "deleted": "0",
         })
     return ports
 
@@ -163,10 +164,11 @@ class State:
 
     def clear(self) -> None:
         with self.lock:
-            self.devices.clear(), self.alerts.clear(), self.ports.clear(), self._outage_start.clear()
+            for table in (self.devices, self.alerts, self.ports, self._outage_start):
+                table.clear()
 
     def seed_demo(self) -> "State":
-        """Twenty devices of WIDIP's core and three clients; two are down (see observium_data)."""
+        """Twenty devices of WIDIP's core and three clients; two are down (see DEMO_DEVICES)."""
         now = time.time()
         with self.lock:
             self.clear()
@@ -224,9 +226,11 @@ class State:
                 return row
             row.update(status="0", status_type=status_type, last_polled=self._local(since), uptime="0")
             self._outage_start[device_id] = since
+            # The first failed poll (every 5 min) noticed it; the alert fired then (delay 0).
+            noticed = str(int(min(now, since + 300)))
             alert = self.alerts[_alert_id(device_id)]
             alert.update(alert_status="0", last_message="Checks failed", count=str(max(1, int((now - since) // 300))),
-                         has_alerted="1", last_alerted=str(int(now)), last_changed=str(int(now)),
+                         has_alerted="1", last_alerted=noticed, last_changed=noticed,
                          last_checked=str(int(now)), last_failed=str(int(now)), last_ok=str(int(since)),
                          state=json.dumps({"metrics": {"device_status": "0", "device_status_type": status_type},
                                            "failed": [{"metric": "device_status", "condition": "equals",
@@ -345,13 +349,15 @@ def _alert_id(device_id: int) -> int:
 
 
 class _Gate:
-    """Counts every call, then for /api/: applies the injected fault and checks Basic/Bearer auth."""
+    """For every API call (not /_sim/): counts it, applies the injected fault, checks Basic/Bearer auth."""
 
     def __init__(self, state: State):
         self._state = state
 
     def process_resource(self, req, resp, resource, params):
         state = self._state
+        if req.path.startswith("/_sim/"):
+            return
         with state.lock:
             state.calls[f"{req.method} {req.uri_template or req.path}"] += 1
             fault = dict(state.fault)
@@ -359,8 +365,6 @@ class _Gate:
                 state.fault["times"] = fault["times"] - 1
                 if state.fault["times"] <= 0:
                     state.fault = {}
-        if not req.path.startswith("/api/"):
-            return
         if fault.get("delay_seconds"):
             time.sleep(float(fault["delay_seconds"]))
         if fault.get("status"):
@@ -535,3 +539,27 @@ def make_app(state: State | None = None) -> falcon.App:
     app.add_route("/_sim/fault", sim, suffix="fault")
     app.add_route("/_sim/send_alert", sim, suffix="send_alert")
     return app
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`python -m simulators.observium --port 8102`: the demo story until interrupted."""
+    import argparse
+
+    from simulators.base import serve
+
+    parser = argparse.ArgumentParser(description="Local Observium API v0 simulator")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8102)
+    parser.add_argument("--user", default=DEFAULT_USER)
+    parser.add_argument("--password", default=DEFAULT_PASSWORD)
+    args = parser.parse_args(argv)
+    server = serve(make_app(State(user=args.user, password=args.password).seed_demo()), args.host, args.port)
+    print(f"Observium simulator: {server.url}/api/v0/", flush=True)
+    try:
+        server.thread.join()
+    except KeyboardInterrupt:
+        server.stop()
+
+
+if __name__ == "__main__":
+    main()

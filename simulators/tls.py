@@ -111,5 +111,7 @@ def load_or_generate(directory: str | Path, hostnames=DEFAULT_HOSTNAMES) -> TlsF
     directory = Path(directory)
     files = TlsFiles(str(directory / "ca.pem"), str(directory / "server.pem"), str(directory / "server.key"))
     if all(Path(p).exists() for p in (files.ca_file, files.cert_file, files.key_file)):
-        return files
+        cert = x509.load_pem_x509_certificate(Path(files.cert_file).read_bytes())
+        if cert.not_valid_after_utc > dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=1):
+            return files
     return generate_tls_files(directory, hostnames)

@@ -25,6 +25,8 @@ from widip import embedded  # noqa: E402
 from widip.config import PROJECT_ROOT, Settings  # noqa: E402
 from widip.functions import db  # noqa: E402
 
+pytest_plugins = ["tests.sims"]
+
 TEMPLATE = "widip_template"
 _counter = itertools.count()
 
@@ -40,7 +42,11 @@ def servers(tmp_path_factory):
     with psycopg.connect(pg_url, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{TEMPLATE}"')
         conn.execute(f'CREATE DATABASE "{TEMPLATE}"')
-    db.migrate(_with_database(pg_url, TEMPLATE), PROJECT_ROOT / "sql")
+    template_url = _with_database(pg_url, TEMPLATE)
+    db.migrate(template_url, PROJECT_ROOT / "sql")
+    from widip.functions import seeding
+    with db.connect(template_url) as conn:
+        seeding.seed(conn, PROJECT_ROOT / "policy")
     yield {"admin_url": pg_url, "redis_url": redis_url, "embedded": started}
     if started:
         started.stop()

@@ -28,22 +28,48 @@ PING = ToolSpec("ping_device", "Teste la joignabilité d'un équipement.",
 SYSTEM = Message("system", "Tu es Sentinel, l'agent de supervision de WIDIP.")
 
 
-@pytest.fixture
-def ollama_server():
-    state = ollama_sim.State().seed_demo()
-    server = serve(ollama_sim.make_app(state))
-    yield state, server
-    state.release_hangs()
-    server.stop()
+@pytest.fixture(scope="module")
+def _servers():
+    """One server per simulator for the module (stopping one costs 0.5 s); state reset per test."""
+    states = {"ollama": ollama_sim.State().seed_demo(), "anthropic": anthropic_sim.State("sk-ant-test").seed_demo()}
+    servers = {"ollama": serve(ollama_sim.make_app(states["ollama"])),
+               "anthropic": serve(anthropic_sim.make_app(states["anthropic"]))}
+    yield states, servers
+    for name, server in servers.items():
+        states[name].release_hangs()
+        server.stop()
+
+
+def _fresh(servers, name):
+    states, running = servers
+    states[name].reset()
+    yield states[name], running[name]
+    states[name].reset()
 
 
 @pytest.fixture
-def anthropic_server():
-    state = anthropic_sim.State("sk-ant-test").seed_demo()
-    server = serve(anthropic_sim.make_app(state))
-    yield state, server
-    state.release_hangs()
-    server.stop()
+def ollama_server(_servers):
+    yield from _fresh(_servers, "ollama")
+
+
+@pytest.fixture
+def anthropic_server(_servers):
+    yield from _fresh(_servers, "anthropic")
+
+
+@pytest.fixture
+def stoppable():
+    """A private simulator server that the test may stop (a "down" LLM)."""
+    started = []
+
+    def start(name):
+        app = ollama_sim.make_app() if name == "ollama" else anthropic_sim.make_app(
+            anthropic_sim.State("sk-ant-test").seed_demo())
+        started.append(serve(app))
+        return started[-1]
+    yield start
+    for server in started:
+        server.stop()
 
 
 def sim(server, method: str, path: str, body=None):
@@ -100,7 +126,9 @@ def test_anthropic_answers_a_scripted_text_with_the_system_prompt_at_top_level(a
     assert request["body"]["system"] == SYSTEM.content
     assert request["body"]["messages"] == [{"role": "user", "content": [{"type": "text", "text": "Le VPN remarche ?"}]}]
     assert request["body"]["max_tokens"] == 2048
-    assert request["headers"]["anthropic-version"] and request["headers"]["x-api-key"] == "***"
+    assert request["headers"]["anthropic-version"]
+    # SDK 2.x sends the key as "Authorization: Bearer"; older ones as x-api-key. Never logged either way.
+    assert "sk-ant-test" not in json.dumps(request["headers"])
 
 
 # --- tool call round trips ------------------------------------------------------------------------
@@ -242,8 +270,8 @@ def test_json_schema_with_anthropic_is_asked_in_the_prompt_and_unwrapped_from_a_
 # --- failures ---------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("make", [ollama_provider, anthropic_provider], ids=["ollama", "anthropic"])
-def test_a_stopped_server_makes_the_provider_unavailable_quickly(make, ollama_server, anthropic_server):
-    server = ollama_server[1] if make is ollama_provider else anthropic_server[1]
+def test_a_stopped_server_makes_the_provider_unavailable_quickly(make, stoppable):
+    server = stoppable("ollama" if make is ollama_provider else "anthropic")
     provider = make(server)
     server.stop()
 
@@ -292,8 +320,8 @@ def test_an_unknown_ollama_model_is_rejected(ollama_server):
 
 # --- fallback and provider choice -------------------------------------------------------------------
 
-def test_fallback_answers_with_rules_when_the_primary_is_down_and_reports_it(ollama_server):
-    state, server = ollama_server
+def test_fallback_answers_with_rules_when_the_primary_is_down_and_reports_it(stoppable):
+    server = stoppable("ollama")
     primary, rules, reasons = ollama_provider(server), FakeRules(), []
     provider = FallbackProvider(primary, rules, on_fallback=reasons.append)
     server.stop()

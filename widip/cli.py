@@ -47,9 +47,13 @@ def main(argv: list[str] | None = None) -> int:
 def cmd_migrate(args) -> int:
     from widip.functions import db
 
+    from widip.functions import seeding
+
     settings = Settings.from_env()
     applied = db.migrate(settings.database_url, settings.sql_dir)
     print(f"applied {len(applied)} migration(s)" + (": " + ", ".join(applied) if applied else ""))
+    with db.connect(settings.database_url) as conn:
+        print(f"seeded: {seeding.seed(conn, settings.policy_dir)}")
     return 0
 
 

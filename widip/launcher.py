@@ -91,8 +91,12 @@ def prepare(var_dir: Path, *, demo: bool) -> tuple[dict[str, str], object | None
         print("starting embedded PostgreSQL 18 + pgvector and Valkey under", var_dir, flush=True)
         started = embedded.start(var_dir, persist=True)
         values["DATABASE_URL"], values["REDIS_URL"] = started.database_url, started.redis_url
+    from widip.functions import seeding
+
     applied = db.migrate(values["DATABASE_URL"], PROJECT_ROOT / "sql")
-    print(f"migrations: {len(applied)} applied", flush=True)
+    with db.connect(values["DATABASE_URL"]) as conn:
+        seeded = seeding.seed(conn, PROJECT_ROOT / "policy")
+    print(f"migrations: {len(applied)} applied; seeded {seeded}", flush=True)
     if demo:
         values.update(demo_integrations(previous, var_dir))
     prom_dir = var_dir / "prometheus"

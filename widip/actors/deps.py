@@ -21,8 +21,20 @@ class Deps:
     settings: Settings
     pool: ConnectionPool
     redis: redis.Redis
+    _clients: object = None
+
+    @property
+    def clients(self):
+        """The integration clients (GLPI, AD, …), built on first use."""
+        if self._clients is None:
+            from widip.functions.tools.clients import Clients
+
+            self._clients = Clients(self.settings, self.redis)
+        return self._clients
 
     def close(self) -> None:
+        if self._clients is not None:
+            self._clients.close()
         self.pool.close()
         self.redis.close()
 

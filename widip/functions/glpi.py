@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 
 import httpx
 
-from widip.errors import ConfigError, Invalid, Rejected
+from widip.errors import ConfigError, Invalid, Rejected, Unavailable
 from widip.functions.glpi_types import (
     ASSIGNED, REQUESTER, STATUS_LABELS, Followup, Ping, Ticket, User, as_html, decode_text,
     followup_from_item, ticket_from_item, user_from_item,
@@ -72,9 +72,10 @@ class GlpiClient:
 
     @classmethod
     def from_settings(cls, settings) -> "GlpiClient":
+        """From GLPI_URL (the API URL, or the GLPI root: `/apirest.php` is then appended) and tokens."""
         if not settings.glpi_url or not settings.glpi_user_token:
             raise ConfigError(["GLPI_URL and GLPI_USER_TOKEN must be set to use GLPI"])
-        return cls(settings.glpi_url, settings.glpi_app_token, settings.glpi_user_token,
+        return cls(api_url(settings.glpi_url), settings.glpi_app_token, settings.glpi_user_token,
                    timeout=settings.integration_timeout_seconds, verify=settings.ca_file or True)
 
     def __enter__(self) -> "GlpiClient":
@@ -99,7 +100,7 @@ class GlpiClient:
     def _open_session(self) -> str:
         response = send(self._http, SYSTEM, "GET", "initSession",
                         headers={"Authorization": f"user_token {self._user_token}"})
-        token = response.json().get("session_token")
+        token = (_body(response) or {}).get("session_token")
         if not token:
             raise Rejected(SYSTEM, "initSession returned no session_token", status_code=response.status_code)
         logger.info("glpi session opened")
@@ -129,7 +130,7 @@ class GlpiClient:
         while len(rows) < limit:
             size = min(self._page_size, limit - len(rows))
             response = self._call("GET", path, params=params + [("range", f"{start}-{start + size - 1}")])
-            body = response.json()
+            body = _body(response)
             page = (body.get("data") or []) if isinstance(body, dict) else (body or [])
             rows += page
             total = _total(response.headers.get("Content-Range"))
@@ -144,14 +145,14 @@ class GlpiClient:
         return self._paged(f"search/{itemtype}", params, limit)
 
     def _create(self, itemtype: str, data: dict) -> int:
-        return int(self._call("POST", f"{itemtype}/", json={"input": data}).json()["id"])
+        return int(_body(self._call("POST", f"{itemtype}/", json={"input": data}))["id"])
 
     # --- operations --------------------------------------------------------------------------
 
     def ping(self) -> Ping:
         """Cheap authenticated round trip (getMyProfiles); opens the session if needed."""
         started = time.perf_counter()
-        body = self._call("GET", "getMyProfiles").json()
+        body = _body(self._call("GET", "getMyProfiles"))
         names = tuple(str(p.get("name")) for p in body.get("myprofiles", []) if isinstance(p, dict))
         return Ping(latency_ms=round((time.perf_counter() - started) * 1000, 1), profiles=names)
 
@@ -177,14 +178,14 @@ class GlpiClient:
         """The ticket alone (no requesters or followups)."""
         return self._ticket(ticket_id)
 
-    def _ticket(self, ticket_id: int, **extra) -> Ticket:
-        item = self._call("GET", f"Ticket/{int(ticket_id)}", params={"get_hateoas": "false"}).json()
-        return ticket_from_item(item, **extra)
+    def _ticket(self, ticket_id: int) -> Ticket:
+        item = _body(self._call("GET", f"Ticket/{int(ticket_id)}", params={"get_hateoas": "false"}))
+        return ticket_from_item(item)
 
     def get_ticket_details(self, ticket_id: int) -> Ticket:
         """Ticket with its followups (oldest first) and requesters (with their e-mail addresses)."""
         ticket_id = int(ticket_id)
-        item = self._call("GET", f"Ticket/{ticket_id}", params={"get_hateoas": "false"}).json()
+        item = _body(self._call("GET", f"Ticket/{ticket_id}", params={"get_hateoas": "false"}))
         followups = [followup_from_item(f) for f in
                      self._paged(f"Ticket/{ticket_id}/ITILFollowup", [("sort", "id"), ("order", "ASC")], 1000)]
         actors = self._paged(f"Ticket/{ticket_id}/Ticket_User", [], 500)
@@ -243,7 +244,7 @@ class GlpiClient:
 
     def get_user(self, user_id: int) -> User:
         """A user with all its e-mail addresses (default first) and its entity's name."""
-        item = self._call("GET", f"User/{int(user_id)}", params={"get_hateoas": "false"}).json()
+        item = _body(self._call("GET", f"User/{int(user_id)}", params={"get_hateoas": "false"}))
         email_rows = self._paged(f"User/{int(user_id)}/UserEmail", [], 100)
         email_rows.sort(key=lambda r: (-int(r.get("is_default") or 0), int(r.get("id") or 0)))
         emails = [decode_text(r.get("email")) for r in email_rows if r.get("email")]
@@ -252,7 +253,7 @@ class GlpiClient:
     def _entity_name(self, entity_id: int) -> str | None:
         if entity_id not in self._entity_names:
             try:
-                item = self._call("GET", f"Entity/{entity_id}", params={"get_hateoas": "false"}).json()
+                item = _body(self._call("GET", f"Entity/{entity_id}", params={"get_hateoas": "false"}))
             except Rejected:
                 return None
             self._entity_names[entity_id] = decode_text(item.get("completename") or item.get("name"))
@@ -323,6 +324,22 @@ class GlpiClient:
         """Move a ticket to the trash (not purged: a human can restore it)."""
         self._call("DELETE", f"Ticket/{int(ticket_id)}")
         return True
+
+
+def _body(response: httpx.Response):
+    """The JSON body; anything else (a proxy's HTML page) means GLPI is not really answering."""
+    try:
+        return response.json()
+    except ValueError:
+        raise Unavailable(SYSTEM, f"non-JSON answer (HTTP {response.status_code})",
+                          status_code=response.status_code) from None
+
+
+def api_url(url: str) -> str:
+    """`https://glpi.example` → `https://glpi.example/apirest.php`; API URLs (`…/apirest.php`, `…/api`) unchanged."""
+    url = url.rstrip("/")
+    path = httpx.URL(url).path.rstrip("/")
+    return url if path.endswith(".php") or path.endswith("/api") else url + "/apirest.php"
 
 
 def _ids(rows: list[dict]) -> list[int]:

@@ -144,3 +144,18 @@ def approval_needed(*, tool: str, level: str, request_id: str, requested_by: str
         "Sans décision, la demande expirera automatiquement.",
     )
     return f"[WIDIP] Validation requise : {tool} ({level})", body
+
+
+def action_executed_notice(*, tool: str, level: str, call_id: str, requested_by: str, outcome: str,
+                           reason: str) -> tuple[str, str]:
+    """Notification to approvers that an L2 action ran (it runs first, humans are told after)."""
+    tool, level = _line(tool, 80), _line(level, 10)
+    body = _body(
+        "Bonjour,",
+        "Une action de niveau L2 a été exécutée automatiquement ; elle vous est signalée pour contrôle.",
+        f"- Outil : {tool}\n- Niveau : {level}\n- Appel : {_line(call_id, 80)}\n"
+        f"- Demandée par : {_line(requested_by, 120)}\n- Résultat : {_line(outcome, 40)}",
+        "Motif :\n" + str(reason).strip(),
+        "Le détail figure dans le journal SAFEGUARD.",
+    )
+    return f"[WIDIP] Action exécutée : {tool} ({level})", body

@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Protocol, Sequence
 
-from widip.errors import Unavailable
+from widip.errors import Rejected, Unavailable
 from widip.functions.http_client import OUTCOME_LISTENERS
 
 logger = logging.getLogger(__name__)
@@ -311,7 +311,7 @@ def report_outcome(system: str, started: float, error: Exception | None) -> None
     (`Rejected`) still means the remote side is up.
     """
     elapsed = time.perf_counter() - started
-    ok = error is None or not isinstance(error, Unavailable)
+    ok = error is None or isinstance(error, Rejected)
     for listener in OUTCOME_LISTENERS:
         try:
             listener(system, ok, elapsed, error)

@@ -145,7 +145,12 @@ def to_ollama_messages(messages: Sequence[Message], system: str) -> list[dict]:
 
 
 def to_ollama_tool(spec: ToolSpec, *, want_confidence: bool = False) -> dict:
-    """A tool in Ollama's (OpenAI-like) function format."""
+    """A tool in Ollama's (OpenAI-like) function format.
+
+    NOTE: ollama-python 0.6 re-validates tools through its pydantic `Tool` model, which keeps only
+    type/description/enum/items of each property (nested `properties`, `minimum`, `pattern` are
+    dropped before sending). Keep tool schemas flat; the gate validates arguments anyway.
+    """
     return {"type": "function", "function": {
         "name": spec.name, "description": spec.description,
         "parameters": tool_schema(spec, want_confidence=want_confidence)}}

@@ -1,0 +1,87 @@
+"""Simulator fixtures shared by the suite: one server per session per system, reset for each test.
+
+Stopping a simulator costs ~0.5 s, so servers live for the session; each test gets a freshly seeded
+state and sees real HTTP/SMTP on real sockets.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+
+from simulators import glpi as glpi_sim
+from simulators import observium as observium_sim
+from simulators import phibee as phibee_sim
+from simulators.base import serve
+
+
+@dataclass
+class Sim:
+    url: str
+    state: object
+    server: object
+
+
+@pytest.fixture(scope="session")
+def _glpi_server():
+    state = glpi_sim.State()
+    server = serve(glpi_sim.make_app(state))
+    yield Sim(server.url + "/apirest.php", state, server)
+    server.stop()
+
+
+@pytest.fixture
+def glpi(_glpi_server):
+    """The GLPI simulator with the demo data (app token sim-app-token, user token sim-user-token)."""
+    _glpi_server.state.reset()
+    _glpi_server.state.seed_demo()
+    return _glpi_server
+
+
+@pytest.fixture(scope="session")
+def _observium_server():
+    state = observium_sim.State()
+    server = serve(observium_sim.make_app(state))
+    yield Sim(server.url, state, server)
+    server.stop()
+
+
+@pytest.fixture
+def observium(_observium_server):
+    _observium_server.state.seed_demo()
+    return _observium_server
+
+
+@pytest.fixture(scope="session")
+def _phibee_server():
+    state = phibee_sim.State(test_duration_seconds=0.2)
+    server = serve(phibee_sim.make_app(state))
+    yield Sim(server.url, state, server)
+    server.stop()
+
+
+@pytest.fixture
+def phibee(_phibee_server):
+    _phibee_server.state.seed_demo()
+    return _phibee_server
+
+
+@pytest.fixture
+def mail_sink(tmp_path):
+    from simulators.smtp import start_sink
+
+    sink = start_sink(tmp_path / "mail")
+    yield sink
+    sink.stop()
+
+
+@pytest.fixture
+def integrated_settings(settings, glpi, observium, phibee, mail_sink):
+    """Settings pointing every HTTP/SMTP integration at its simulator."""
+    return settings.with_overrides(
+        glpi_url=glpi.url, glpi_app_token="sim-app-token", glpi_user_token="sim-user-token",
+        observium_url=observium.url, observium_user=observium_sim.DEFAULT_USER,
+        observium_pass=observium_sim.DEFAULT_PASSWORD, phibee_api_url=phibee.url,
+        phibee_api_token=phibee_sim.DEFAULT_TOKEN, smtp_host=mail_sink.host, smtp_port=mail_sink.port,
+        smtp_use_tls="none", alert_mail_recipients=("astreinte@widip.fr",), integration_timeout_seconds=3.0)

@@ -1,0 +1,62 @@
+"""Tool execution and the SAFEGUARD sweeps: thin actors over widip.functions."""
+
+from __future__ import annotations
+
+import logging
+
+import dramatiq
+from periodiq import cron
+
+from widip.actors.deps import deps
+from widip.errors import Unavailable
+from widip.functions import circuit, db, outbox, tool_runs
+from widip.functions.safeguard import calls, deferred
+
+logger = logging.getLogger(__name__)
+
+
+def flush_outbox() -> int:
+    """Hand committed outbox rows to the broker now (the periodic sweep catches anything missed)."""
+    d = deps()
+    return outbox.relay(d.pool, lambda name, kwargs: dramatiq.get_broker().get_actor(name).send(**kwargs),
+                        lambda dependency: circuit.is_available(d.redis, dependency))
+
+
+@dramatiq.actor(queue_name="tools", max_retries=5, min_backoff=5_000, max_backoff=120_000, time_limit=180_000,
+                throws=(LookupError,))
+def run_tool(call_id: str) -> dict:
+    """Execute one gated call (idempotent), then wake what waits on it."""
+    d = deps()
+    result = tool_runs.run_call(d.pool, call_id, d.clients)
+    call = result.call
+    with db.transaction(d.pool) as conn:
+        if call["session_id"] and call["status"] in tool_runs.FINAL:
+            outbox.add(conn, calls.CONTINUE_SESSION_ACTOR, {"session_id": str(call["session_id"])},
+                       dedup_key=f"resume:{call['id']}:{call['status']}")
+        if result.executed and call["decision"] == "notify":
+            outbox.add(conn, "notify_approvers", {"call_id": call_id}, dedup_key=f"notify:{call_id}")
+    flush_outbox()
+    return {"call_id": call_id, "status": call["status"]}
+
+
+@dramatiq.actor(queue_name="default", periodic=cron("* * * * *"), max_retries=0, time_limit=60_000)
+def sweep_safeguard() -> dict:
+    """Each minute: expire approvals past their deadline, start due deferred actions, relay the outbox."""
+    d = deps()
+    with db.transaction(d.pool) as conn:
+        expired = calls.expire_pending(conn)
+        due = deferred.start_due(conn)
+    return {"expired": len(expired), "deferred_started": len(due), "relayed": flush_outbox()}
+
+
+@dramatiq.actor(queue_name="default", max_retries=3, time_limit=60_000)
+def notify_approvers(call_id: str) -> None:
+    """L2: the action ran; tell the approvers (event + mail to N3+ users with an address)."""
+    from widip.functions.safeguard import notifications
+
+    d = deps()
+    try:
+        notifications.notify_executed(d.pool, d.clients, call_id)
+    except Unavailable:
+        logger.warning("approvers not mailed for call %s: mail unavailable", call_id)
+        raise

@@ -1,0 +1,56 @@
+"""The SAFEGUARD audit trail (append-only table), argument hashing and redaction."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from psycopg import Connection
+
+from widip.functions.db import Jsonb
+
+#: Argument names whose values never reach the audit log or approval screens.
+SENSITIVE_KEYS = ("password", "payload", "secret", "secret_handle", "token", "unicodepwd")
+
+
+def args_hash(arguments: dict) -> str:
+    """A stable hash of the exact arguments: an approval is bound to it."""
+    canonical = json.dumps(arguments, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def redact(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: ("***" if any(s in k.lower() for s in SENSITIVE_KEYS) else redact(v)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [redact(v) for v in value]
+    return value
+
+
+def record(conn: Connection, *, actor: str, action: str, actor_user_id: int | None = None,
+           tool_name: str | None = None, call_id: str | None = None, request_id: int | None = None,
+           level: str | None = None, arguments: dict | None = None, outcome: str | None = None,
+           reason: str | None = None) -> None:
+    conn.execute(
+        "INSERT INTO safeguard_audit (actor, actor_user_id, action, tool_name, call_id, request_id, level, "
+        "args_hash, args_redacted, outcome, reason) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+        (actor, actor_user_id, action, tool_name, call_id, request_id, level,
+         args_hash(arguments) if arguments is not None else None,
+         Jsonb(redact(arguments)) if arguments is not None else None, outcome, reason))
+
+
+def search(conn: Connection, *, tool: str | None = None, user: str | None = None, since=None,
+           limit: int = 200) -> list[dict]:
+    clauses, params = [], []
+    if tool:
+        clauses.append("tool_name = %s")
+        params.append(tool)
+    if user:
+        clauses.append("actor ILIKE %s")
+        params.append(f"%{user}%")
+    if since:
+        clauses.append("at >= %s")
+        params.append(since)
+    where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
+    return conn.execute(f"SELECT * FROM safeguard_audit {where} ORDER BY id DESC LIMIT %s", (*params, limit)).fetchall()

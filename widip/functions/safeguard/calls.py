@@ -1,0 +1,184 @@
+"""Tool calls through SAFEGUARD: propose (the gate decides), approve, reject, expire.
+
+Every function takes an open connection and does all its writes in the caller's transaction —
+the call row, the request or deferred row, the audit rows and the outbox row that will enqueue
+the next step — so a decision and its consequences commit together or not at all.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from datetime import timedelta
+
+from psycopg import Connection
+
+from widip.errors import Conflict, Forbidden, Invalid, NotFound
+from widip.functions import outbox
+from widip.functions.callers import Caller
+from widip.functions.db import Jsonb
+from widip.functions.safeguard import audit, gate
+from widip.functions.safeguard.policy import Policy, level_for
+from widip.functions.tools.registry import get_tool, validate_arguments
+
+logger = logging.getLogger(__name__)
+
+RUN_TOOL_ACTOR = "run_tool"
+#: The agent runtime's continuation actor: resumes a session after a decision on one of its calls.
+CONTINUE_SESSION_ACTOR = "continue_session"
+
+_STATUS_FOR = {gate.RUN: "ready", gate.NOTIFY: "ready", gate.APPROVAL: "waiting_approval",
+               gate.DEFERRED: "deferred", gate.REFUSED: "refused"}
+
+
+def requester_of(caller: Caller) -> int | None:
+    """The human who caused a call: themselves, or the user an AI acts for; None for system work."""
+    return caller.user_id if caller.is_human else caller.on_behalf_of
+
+
+def propose(conn: Connection, *, tool_name: str, arguments, caller: Caller, policy: Policy,
+            approval_ttl: timedelta, confidence: float | None = None, session_id: str | None = None,
+            call_id: str | None = None, reason: str = "", dependency: str | None = None) -> dict:
+    """Record a tool call and apply the gate; return the call row (with `decision` and `status`).
+
+    An unknown tool or invalid arguments is refused before anything else (and audited): never an
+    execution. Proposing the same call id twice returns the first call unchanged.
+    """
+    call_id = call_id or str(uuid.uuid4())
+    existing = conn.execute("SELECT * FROM tool_calls WHERE id = %s", (call_id,)).fetchone()
+    if existing:
+        return existing
+    try:
+        tool = get_tool(tool_name)
+        arguments = validate_arguments(tool, arguments)
+    except (NotFound, Invalid) as exc:
+        audit.record(conn, actor=caller.label, actor_user_id=caller.user_id, action="refused",
+                     tool_name=str(tool_name)[:100], call_id=call_id,
+                     arguments=arguments if isinstance(arguments, dict) else None,
+                     outcome="invalid", reason=exc.message)
+        raise
+    level = level_for(conn, tool.name, caller.persona)
+    decision = gate.decide(level, caller, policy, confidence=confidence)
+    status = _STATUS_FOR[decision.outcome]
+    row = conn.execute(
+        "INSERT INTO tool_calls (id, session_id, tool_name, arguments, args_hash, caller, requester_user_id, "
+        "level, decision, confidence, status) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING *",
+        (call_id, session_id, tool.name, Jsonb(arguments), audit.args_hash(arguments), Jsonb(caller.to_dict()),
+         requester_of(caller), level, decision.outcome, confidence, status)).fetchone()
+    audit.record(conn, actor=caller.label, actor_user_id=caller.user_id, action="proposed", tool_name=tool.name,
+                 call_id=call_id, level=level, arguments=arguments, outcome=decision.outcome, reason=decision.reason)
+    if decision.runs_now:
+        outbox.add(conn, RUN_TOOL_ACTOR, {"call_id": call_id}, dependency=dependency, dedup_key=f"run:{call_id}",
+                   description=f"{tool.name} ({decision.reason})")
+    elif decision.outcome == gate.APPROVAL:
+        row = _open_request(conn, row, caller, approval_ttl, reason or decision.reason)
+    elif decision.outcome == gate.DEFERRED:
+        conn.execute(
+            "INSERT INTO safeguard_deferred_actions (call_id, tool_name, args_redacted, requested_by, requester_user_id) "
+            "VALUES (%s, %s, %s, %s, %s)",
+            (call_id, tool.name, Jsonb(audit.redact(arguments)), caller.label, requester_of(caller)))
+    logger.info("tool call %s %s: %s (%s)", call_id, tool.name, decision.outcome, decision.reason)
+    return {**row, "decision_reason": decision.reason}
+
+
+def _open_request(conn: Connection, call: dict, caller: Caller, ttl: timedelta, reason: str) -> dict:
+    request = conn.execute(
+        "INSERT INTO safeguard_requests (call_id, session_id, tool_name, level, args_hash, args_redacted, "
+        "requested_by, requester_user_id, reason, expires_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, now() + %s) "
+        "RETURNING id",
+        (call["id"], call["session_id"], call["tool_name"], call["level"], call["args_hash"],
+         Jsonb(audit.redact(call["arguments"])), caller.label, requester_of(caller), reason, ttl)).fetchone()
+    audit.record(conn, actor=caller.label, actor_user_id=caller.user_id, action="approval_requested",
+                 tool_name=call["tool_name"], call_id=str(call["id"]), request_id=request["id"],
+                 level=call["level"], arguments=call["arguments"], outcome="pending", reason=reason)
+    return conn.execute("UPDATE tool_calls SET request_id = %s WHERE id = %s RETURNING *",
+                        (request["id"], call["id"])).fetchone()
+
+
+def get_request(conn: Connection, request_id: int) -> dict:
+    row = conn.execute("SELECT * FROM safeguard_requests WHERE id = %s", (request_id,)).fetchone()
+    if row is None:
+        raise NotFound(f"no SAFEGUARD request {request_id}")
+    return row
+
+
+def list_requests(conn: Connection, status: str | None = None, limit: int = 100) -> list[dict]:
+    if status:
+        return conn.execute("SELECT * FROM safeguard_requests WHERE status = %s ORDER BY id DESC LIMIT %s",
+                            (status, limit)).fetchall()
+    return conn.execute("SELECT * FROM safeguard_requests ORDER BY id DESC LIMIT %s", (limit,)).fetchall()
+
+
+def _check_decider(request: dict, decider: Caller, policy: Policy) -> None:
+    if not decider.is_human:
+        raise Forbidden("only a human can decide a SAFEGUARD request")
+    if request["requester_user_id"] is not None and request["requester_user_id"] == decider.user_id:
+        raise Forbidden("nobody approves or rejects a request they caused")
+    allowed, why = gate.may_approve(request["level"], decider, policy)
+    if not allowed:
+        raise Forbidden(why)
+
+
+def _decide(conn: Connection, request_id: int, decider: Caller, policy: Policy, new_status: str, comment: str) -> dict:
+    """The atomic pending → approved|rejected transition: exactly one concurrent caller wins."""
+    request = get_request(conn, request_id)
+    _check_decider(request, decider, policy)
+    won = conn.execute(
+        "UPDATE safeguard_requests SET status = %s, decided_by_user_id = %s, decided_by = %s, "
+        "decision_comment = %s, decided_at = now() WHERE id = %s AND status = 'pending' AND expires_at > now() "
+        "RETURNING *", (new_status, decider.user_id, decider.username, comment, request_id)).fetchone()
+    if won is None:
+        current = get_request(conn, request_id)
+        if current["status"] == "pending":  # past its deadline, not yet swept
+            raise Conflict(f"request {request_id} has expired")
+        raise Conflict(f"request {request_id} is already {current['status']}")
+    return won
+
+
+def approve(conn: Connection, request_id: int, approver: Caller, policy: Policy, comment: str = "") -> dict:
+    """Approve, then hand the call to `run_tool` (through the outbox) — the continuation re-checks."""
+    request = _decide(conn, request_id, approver, policy, "approved", comment)
+    conn.execute("UPDATE tool_calls SET status = 'ready' WHERE id = %s AND status = 'waiting_approval'",
+                 (request["call_id"],))
+    audit.record(conn, actor=f"human:{approver.username}", actor_user_id=approver.user_id, action="approved",
+                 tool_name=request["tool_name"], call_id=str(request["call_id"]), request_id=request_id,
+                 level=request["level"], outcome="approved", reason=comment or "approved")
+    outbox.add(conn, RUN_TOOL_ACTOR, {"call_id": str(request["call_id"])}, dedup_key=f"run:{request['call_id']}",
+               description=f"{request['tool_name']} approved by {approver.username}")
+    return request
+
+
+def reject(conn: Connection, request_id: int, approver: Caller, policy: Policy, reason: str) -> dict:
+    """Reject: the call never runs; an agent session is resumed with the reason."""
+    if not reason or not reason.strip():
+        raise Invalid("a reason is required to reject a request")
+    request = _decide(conn, request_id, approver, policy, "rejected", reason.strip())
+    conn.execute("UPDATE tool_calls SET status = 'rejected', error = %s, finished_at = now() WHERE id = %s",
+                 (f"rejected by {approver.username}: {reason.strip()}", request["call_id"]))
+    audit.record(conn, actor=f"human:{approver.username}", actor_user_id=approver.user_id, action="rejected",
+                 tool_name=request["tool_name"], call_id=str(request["call_id"]), request_id=request_id,
+                 level=request["level"], outcome="rejected", reason=reason.strip())
+    _resume_session(conn, request)
+    return request
+
+
+def expire_pending(conn: Connection) -> list[dict]:
+    """Mark pending requests past their deadline as expired (their calls never run)."""
+    expired = conn.execute(
+        "UPDATE safeguard_requests SET status = 'expired', decided_at = now() "
+        "WHERE status = 'pending' AND expires_at <= now() RETURNING *").fetchall()
+    for request in expired:
+        conn.execute("UPDATE tool_calls SET status = 'expired', error = 'approval request expired', "
+                     "finished_at = now() WHERE id = %s AND status = 'waiting_approval'", (request["call_id"],))
+        audit.record(conn, actor="system:sweeper", action="expired", tool_name=request["tool_name"],
+                     call_id=str(request["call_id"]), request_id=request["id"], level=request["level"],
+                     outcome="expired", reason="no decision before the deadline")
+        _resume_session(conn, request)
+    return expired
+
+
+def _resume_session(conn: Connection, request: dict) -> None:
+    if request["session_id"]:
+        outbox.add(conn, CONTINUE_SESSION_ACTOR, {"session_id": str(request["session_id"])},
+                   dedup_key=f"resume:{request['call_id']}:{request['status']}",
+                   description=f"resume session after {request['status']} request {request['id']}")

@@ -1,0 +1,127 @@
+"""Executing one gated tool call, exactly once per call id, even when messages are redelivered.
+
+The call is claimed (`ready` → `running`, committed) before the external call and finished after
+it. A redelivered message finds `done` and returns the stored result without touching the external
+system. A message redelivered after a crash finds `running`: the outcome is unknown, so the tool's
+declared strategy applies — retry (read-only), reconcile (the handler looks for its own marker
+first, e.g. GLPI ticket creation), or stop and ask a human (password reset, mail).
+Before running an approved call, the approval is re-checked: still approved, unexpired, and for
+these exact arguments.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Callable
+
+from psycopg import Connection
+from psycopg_pool import ConnectionPool
+
+from widip.errors import IntegrationError, PolicyDenied, ServiceError, Unavailable
+from widip.functions.callers import Caller
+from widip.functions.db import Jsonb, transaction
+from widip.functions.safeguard import audit
+from widip.functions.tools import ToolContext, execute, get_tool
+
+logger = logging.getLogger(__name__)
+
+FINAL = ("done", "failed", "rejected", "expired", "refused", "cancelled", "unknown_outcome")
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    call: dict
+    executed: bool  # True when this invocation touched the external system
+
+
+def _approval_problem(conn: Connection, call: dict) -> str | None:
+    """Why an approved call must not run any more, or None when its approval still holds."""
+    if call["decision"] == "deferred":
+        action = conn.execute("SELECT status FROM safeguard_deferred_actions WHERE call_id = %s",
+                              (call["id"],)).fetchone()
+        return None if action and action["status"] == "running" else "the deferred action was not scheduled"
+    if call["decision"] != "approval":
+        return None
+    request = conn.execute("SELECT * FROM safeguard_requests WHERE id = %s", (call["request_id"],)).fetchone()
+    if request is None or request["status"] != "approved":
+        return "no approval on record"
+    if request["args_hash"] != audit.args_hash(call["arguments"]) or call["args_hash"] != request["args_hash"]:
+        return "arguments differ from what was approved"
+    expired = conn.execute("SELECT %s <= now() AS expired", (request["expires_at"],)).fetchone()["expired"]
+    if expired:
+        return "the approval has expired"
+    return None
+
+
+def _claim(conn: Connection, call_id: str) -> tuple[str, dict]:
+    """('run' | 'final' | 'wait' | 'unknown', call) — under a row lock, committed by the caller."""
+    call = conn.execute("SELECT * FROM tool_calls WHERE id = %s FOR UPDATE", (call_id,)).fetchone()
+    if call is None:
+        raise LookupError(f"no tool call {call_id}")
+    if call["status"] in FINAL:
+        return "final", call
+    if call["status"] in ("waiting_approval", "deferred"):
+        return "wait", call
+    if call["status"] == "running" and get_tool(call["tool_name"]).on_unknown_outcome == "ask_human":
+        call = conn.execute(
+            "UPDATE tool_calls SET status = 'unknown_outcome', finished_at = now(), "
+            "error = 'interrupted while running; not repeated automatically — check the target system' "
+            "WHERE id = %s RETURNING *", (call_id,)).fetchone()
+        audit.record(conn, actor="system:worker", action="unknown_outcome", tool_name=call["tool_name"],
+                     call_id=call_id, level=call["level"], outcome="unknown_outcome",
+                     reason="worker interrupted during the external call; a human must check")
+        return "unknown", call
+    problem = _approval_problem(conn, call)
+    if problem:
+        call = conn.execute("UPDATE tool_calls SET status = 'refused', error = %s, finished_at = now() "
+                            "WHERE id = %s RETURNING *", (problem, call_id)).fetchone()
+        audit.record(conn, actor="system:worker", action="refused", tool_name=call["tool_name"], call_id=call_id,
+                     request_id=call["request_id"], level=call["level"], outcome="refused", reason=problem)
+        return "final", call
+    call = conn.execute("UPDATE tool_calls SET status = 'running', attempts = attempts + 1, started_at = now() "
+                        "WHERE id = %s RETURNING *", (call_id,)).fetchone()
+    return "run", call
+
+
+def run_call(pool: ConnectionPool, call_id: str, clients, *,
+             verified_requester: Callable[[dict], str | None] = lambda call: None) -> RunOutcome:
+    """Run the call if it is due; return the call row as it ends up. Idempotent.
+
+    Raises Unavailable (after putting the call back to `ready`) when the external system is down,
+    so the actor's retries try again later.
+    """
+    with transaction(pool) as conn:
+        verdict, call = _claim(conn, call_id)
+    if verdict != "run":
+        return RunOutcome(call, executed=False)
+    caller = Caller.from_dict(call["caller"])
+    context = ToolContext(call_id=str(call["id"]), caller_label=caller.label,
+                          verified_requester=verified_requester(call))
+    try:
+        result = execute(call["tool_name"], call["arguments"], clients, context)
+    except Unavailable as exc:
+        with transaction(pool) as conn:
+            conn.execute("UPDATE tool_calls SET status = 'ready', error = %s WHERE id = %s", (exc.message, call_id))
+        raise
+    except ServiceError as exc:
+        return RunOutcome(_finish(pool, call, error=exc), executed=True)
+    return RunOutcome(_finish(pool, call, result=result), executed=True)
+
+
+def _finish(pool: ConnectionPool, call: dict, *, result=None, error: ServiceError | None = None) -> dict:
+    status = "failed" if error else "done"
+    kind = "refused by the target system" if isinstance(error, (PolicyDenied, IntegrationError)) else "failed"
+    with transaction(pool) as conn:
+        row = conn.execute(
+            "UPDATE tool_calls SET status = %s, result = %s, error = %s, finished_at = now() WHERE id = %s RETURNING *",
+            (status, Jsonb(result) if result is not None else None, error.message if error else None,
+             call["id"])).fetchone()
+        conn.execute("UPDATE safeguard_deferred_actions SET status = %s WHERE call_id = %s AND status = 'running'",
+                     ("failed" if error else "executed", call["id"]))
+        audit.record(conn, actor=Caller.from_dict(call["caller"]).label, action="executed" if not error else "failed",
+                     tool_name=call["tool_name"], call_id=str(call["id"]), request_id=call["request_id"],
+                     level=call["level"], arguments=call["arguments"], outcome=status,
+                     reason=(f"{kind}: {error.message}" if error else "ok"))
+    logger.info("tool call %s %s: %s", call["id"], call["tool_name"], status)
+    return row
