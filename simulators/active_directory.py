@@ -13,12 +13,13 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import signal
 import sys
 
 import falcon
 
-from simulators.ad_directory import UAC_DONT_EXPIRE_PASSWORD, Directory, to_filetime
+from simulators.ad_directory import UAC_DONT_EXPIRE_PASSWORD, Directory, norm_dn, to_filetime
 from simulators.ldap_server import LdapServerHandle, start_server
 
 __all__ = ["State", "make_app", "start_server", "LdapServerHandle", "main",
@@ -40,9 +41,12 @@ DEMO_PASSWORDS = {
 class State(Directory):
     """The directory of the demo domain; `seed_demo()` tells the help-desk story."""
 
-    def seed_demo(self) -> "State":
+    def seed_demo(self, service_user: str = DEMO_SERVICE_USER,
+                  service_password: str = DEMO_SERVICE_PASSWORD) -> "State":
+        """Load the demo domain; the help-desk service account is `service_user` (DN, UPN or name)."""
         users = f"CN=Users,{self.base_dn}"
         self.add(users, {"objectClass": ["top", "container"], "cn": "Users"})
+        self.add(f"CN=Builtin,{self.base_dn}", {"objectClass": ["top", "builtinDomain"], "cn": "Builtin"})
         clients = self.add_ou("Clients")
         groups = self.add_ou("Groups")
         service = self.add_ou("Service Accounts")
@@ -60,7 +64,8 @@ class State(Directory):
         vpn = self.add_group("GG_VPN", groups)
 
         p = DEMO_PASSWORDS
-        self.add_user("svc-widip", "svc-widip", service, password=DEMO_SERVICE_PASSWORD, operator=True,
+        name, parent = self._service_location(service_user, service)
+        self.add_user(name, name, parent, password=service_password, operator=True,
                       description="Compte de service WIDIP (réinitialisation, déverrouillage)",
                       userAccountControl=0x200 | UAC_DONT_EXPIRE_PASSWORD)
         self.add_user("svc-backup", "svc-backup", service, password=p["svc-backup"],
@@ -85,6 +90,24 @@ class State(Directory):
         self.add_user("agarcia", "Anne Garcia", glycines, password=p["agarcia"], mail="agarcia@ehpad-glycines.fr",
                       department="Cuisine", title="Cheffe de cuisine", groups=[soignants])
         return self
+
+    def _service_location(self, service_user: str, default_parent: str) -> tuple[str, str]:
+        """(name, parent DN) for the service account; OUs named in a DN are created if missing."""
+        if "=" not in service_user:
+            return service_user.split("@")[0].split("\\")[-1], default_parent
+        name, parent = _split_dn(service_user)
+        chain, current = [], parent
+        while current and norm_dn(current) != norm_dn(self.base_dn) and norm_dn(current) not in self.entries:
+            chain.append(current)
+            current = _split_dn(current)[1]
+        for dn in reversed(chain):
+            self.add(dn, {"objectClass": ["top", "organizationalUnit"], "ou": _split_dn(dn)[0]})
+        return name, parent
+
+
+def _split_dn(dn: str) -> tuple[str, str]:
+    first, _, rest = dn.partition(",")
+    return first.partition("=")[2].strip(), rest.strip()
 
 
 def _user_view(state: State, dn: str) -> dict:
@@ -180,17 +203,21 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--ldaps-port", type=int, default=3636)
     parser.add_argument("--control-port", type=int, default=0)
     parser.add_argument("--tls-dir", default="var/tls")
+    parser.add_argument("--service-user", default=os.environ.get("AD_USER") or DEMO_SERVICE_USER,
+                        help="DN, UPN or name of the help-desk service account (default: $AD_USER)")
+    parser.add_argument("--service-password", default=os.environ.get("AD_PASSWORD") or DEMO_SERVICE_PASSWORD,
+                        help="its password (default: $AD_PASSWORD)")
     parser.add_argument("--empty", action="store_true", help="start without the demo users")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
 
-    state = State() if args.empty else State().seed_demo()
+    state = State() if args.empty else State().seed_demo(args.service_user, args.service_password)
     tls = load_or_generate(args.tls_dir)
     handle = listen(state, host=args.host, port=args.port, ldaps_port=args.ldaps_port, tls=tls)
     control = serve(make_app(state), host=args.host, port=args.control_port)
     print(json.dumps({"ldap_url": handle.ldap_url, "ldaps_url": handle.ldaps_url, "ca_file": tls.ca_file,
                       "control_url": control.url, "base_dn": state.base_dn,
-                      "service_user": DEMO_SERVICE_USER}), flush=True)
+                      "service_user": args.service_user}), flush=True)
     signal.signal(signal.SIGTERM, lambda *_: reactor.callFromThread(reactor.stop))
     reactor.run()
     control.stop()

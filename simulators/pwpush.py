@@ -61,8 +61,11 @@ class State:
     def now(self) -> float:
         return time.time() + self.offset_seconds
 
-    def seed_demo(self) -> "State":
+    def seed_demo(self, token: str | None = None) -> "State":
+        """Accept the demo API token (and `token`, e.g. the launcher's MYSECRET_API_TOKEN)."""
         self.tokens[DEMO_TOKEN] = DEMO_OWNER
+        if token:
+            self.tokens[token] = DEMO_OWNER
         return self
 
     # -- push life cycle ---------------------------------------------------------------------------
@@ -345,12 +348,14 @@ class _Version:
 
 if __name__ == "__main__":  # pragma: no cover
     import argparse
+    import os
 
     from simulators.base import serve
 
     parser = argparse.ArgumentParser(description="Password Pusher simulator")
-    parser.add_argument("--port", type=int, default=8085)
+    parser.add_argument("--port", type=int, default=8104)
+    parser.add_argument("--token", default=os.environ.get("MYSECRET_API_TOKEN"))
     args = parser.parse_args()
-    server = serve(make_app(), port=args.port)
+    server = serve(make_app(State().seed_demo(args.token)), port=args.port)
     print(server.url, flush=True)
     threading.Event().wait()

@@ -9,6 +9,7 @@ tests) and an emptied Redis. Actors use the StubBroker in this process; end-to-e
 from __future__ import annotations
 
 import itertools
+import shutil
 import os
 import tempfile
 from pathlib import Path
@@ -32,12 +33,15 @@ _counter = itertools.count()
 
 
 @pytest.fixture(scope="session")
-def servers(tmp_path_factory):
+def servers():
     """Session-wide PostgreSQL admin URL and Redis URL."""
     pg_url, redis_url = os.environ.get("WIDIP_TEST_DATABASE_URL"), os.environ.get("WIDIP_TEST_REDIS_URL")
     started = None
     if not (pg_url and redis_url):
-        started = embedded.start(tmp_path_factory.mktemp("embedded"), persist=False, database="postgres")
+        # Not under pytest's basetemp: concurrent pytest runs rotate those directories away.
+        base = Path(tempfile.mkdtemp(prefix="widip-test-"))
+        base.chmod(0o755)
+        started = embedded.start(base, persist=False, database="postgres")
         pg_url, redis_url = started.database_url, started.redis_url
     with psycopg.connect(pg_url, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{TEMPLATE}"')
@@ -50,6 +54,7 @@ def servers(tmp_path_factory):
     yield {"admin_url": pg_url, "redis_url": redis_url, "embedded": started}
     if started:
         started.stop()
+        shutil.rmtree(base, ignore_errors=True)
 
 
 def _with_database(url: str, name: str) -> str:
@@ -146,3 +151,34 @@ def stub_worker(stub_broker):
     worker.start()
     yield worker
     worker.stop()
+
+
+@pytest.fixture
+def people(conn):
+    """Users with live session tokens: admin N4, admin2 N4, approver N3, approver2 N3, tech N1 (with GLPI access)."""
+    from types import SimpleNamespace
+
+    from widip.functions import identity
+    from widip.functions.access_matrix import AccessRights, set_access
+
+    made = {}
+    for name, level in (("admin", 4), ("admin2", 4), ("approver", 3), ("approver2", 3), ("tech", 1)):
+        user = identity.create_user(conn, username=name, password="correct-horse-battery-staple",
+                                    email=f"{name}@widip.fr", accreditation_level=level, display_name=name.title())
+        set_access(conn, user.id, AccessRights(acces_glpi=True, acces_base_docs=True), actor="test")
+        session = identity.issue_session(conn, user.id, ttl_hours=1)
+        made[name] = SimpleNamespace(id=user.id, token=session.token, level=level,
+                                     headers={"Authorization": f"Bearer {session.token}"})
+    return SimpleNamespace(**made)
+
+
+def drain(broker, worker, rounds: int = 50) -> None:
+    """Run every queued message (and what they enqueue) on the stub worker until nothing is left."""
+    for _ in range(rounds):
+        busy = [name for name, q in broker.queues.items() if q.qsize() or q.unfinished_tasks]
+        delayed = [name for name in broker.queues if name.endswith(".DQ") and broker.queues[name].qsize()]
+        if not busy and not delayed:
+            return
+        for name in busy:
+            broker.join(name)
+        worker.join()

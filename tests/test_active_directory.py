@@ -330,3 +330,17 @@ def test_generated_passwords_are_long_complex_unambiguous_and_never_repeat():
         assert set(password) <= set(ALPHABET)
     with pytest.raises(ValueError):
         generate_password(12)
+
+
+def test_the_demo_domain_accepts_the_launcher_service_account_given_as_a_dn(tls):
+    service_dn, service_password = "CN=svc-widip,OU=Services,DC=widip,DC=local", "Random-Launcher-Token-1"
+    directory = State().seed_demo(service_dn, service_password)
+    handle = start_server(directory, port=None, tls=tls)
+    try:
+        client = ActiveDirectoryClient(handle.ldaps_url, service_dn, service_password, DEMO_BASE_DN,
+                                       ca_file=tls.ca_file, timeout=3)
+        assert client.unlock_account("mmartin").unlocked
+        with pytest.raises(PolicyDenied, match="service account"):
+            client.unlock_account("svc-widip")
+    finally:
+        handle.stop()

@@ -40,7 +40,7 @@ DEFAULT_PROTECTED_GROUPS = ("Domain Admins", "Enterprise Admins", "Schema Admins
                             "Account Operators", "Backup Operators", "Server Operators", "Print Operators",
                             "Protected Users")
 DEFAULT_DENYLIST = ("administrator", "admin", "krbtgt", "guest")
-DEFAULT_SERVICE_OUS = ("Service Accounts",)
+DEFAULT_SERVICE_OUS = ("Service Accounts", "Services", "Comptes de service")
 UAC_ACCOUNTDISABLE, UAC_LOCKOUT = 0x2, 0x10
 IN_CHAIN = "1.2.840.113556.1.4.1941"
 _USER_FILTER = "(&(objectCategory=person)(objectClass=user){})"

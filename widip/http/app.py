@@ -16,13 +16,14 @@ import falcon
 import widip.http
 from widip.actors import deps as actor_deps
 from widip.config import Settings
+from widip.http.auth import Authenticate
 from widip.http.errors import register_error_handlers
 from widip.http.middleware import RequestId
 from widip.logs import configure_logging
 
 logger = logging.getLogger(__name__)
 
-_INFRA_MODULES = {"app", "errors", "middleware", "validation", "openapi_doc"}
+_INFRA_MODULES = {"app", "auth", "errors", "middleware", "validation", "openapi_doc"}
 
 
 @dataclass
@@ -54,7 +55,7 @@ def create_app(settings: Settings | None = None) -> falcon.App:
     if settings.env != "test":  # pytest owns logging in tests
         configure_logging(settings.log_level)
     ctx = AppContext(settings=settings, deps=actor_deps.configure(settings))
-    app = falcon.App(middleware=[RequestId()])
+    app = falcon.App(middleware=[RequestId(), Authenticate(ctx)])
     app.req_options.strip_url_path_trailing_slash = True
     register_error_handlers(app)
     for module in resource_modules():

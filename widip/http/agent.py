@@ -1,0 +1,88 @@
+"""Agent sessions over HTTP: start a WIBOT session, follow its status and poll its events."""
+
+from __future__ import annotations
+
+import falcon
+
+from widip.actors.tools import flush_outbox
+from widip.functions import db, outbox
+from widip.functions.agent import sessions
+from widip.functions.callers import Caller
+from widip.functions.safeguard.calls import CONTINUE_SESSION_ACTOR
+from widip.http.auth import require_user
+from widip.http.openapi_doc import error, json_body, json_response
+from widip.http.validation import read_json
+
+START_SCHEMA = {"type": "object", "additionalProperties": False, "required": ["message"],
+                "properties": {"message": {"type": "string", "minLength": 1, "maxLength": 8000}}}
+SESSION_PARAM = [{"name": "session_id", "in": "path", "required": True, "schema": {"type": "string"}}]
+SECURED = [{"bearer": []}]
+OPENAPI_PATHS = {
+    "/agent/sessions": {"post": {
+        "summary": "Start a WIBOT agent session acting with the caller's rights (N1+)", "operationId": "startSession",
+        "security": SECURED, "requestBody": json_body(START_SCHEMA),
+        "responses": {"202": json_response("started; poll Location and its /events"), "400": error("invalid body"),
+                      "401": error("not logged in"), "403": error("accreditation too low")}}},
+    "/agent/sessions/{session_id}": {"get": {
+        "summary": "A session's status, persona and pending approval (owner or N3+)", "operationId": "getSession",
+        "security": SECURED, "parameters": SESSION_PARAM,
+        "responses": {"200": json_response("the session"), "401": error("not logged in"),
+                      "403": error("not yours"), "404": error("no such session")}}},
+    "/agent/sessions/{session_id}/events": {"get": {
+        "summary": "Ordered events after a sequence number (owner or N3+)", "operationId": "getSessionEvents",
+        "security": SECURED,
+        "parameters": SESSION_PARAM + [{"name": "after", "in": "query", "required": False,
+                                        "schema": {"type": "integer", "minimum": 0}}],
+        "responses": {"200": json_response("events", {"type": "object", "properties": {
+            "events": {"type": "array"}, "status": {"type": "string"}}}),
+            "400": error("bad parameter"), "401": error("not logged in"), "403": error("not yours"),
+            "404": error("no such session")}}},
+}
+
+
+class Sessions:
+    def __init__(self, ctx):
+        self._ctx = ctx
+
+    def on_post(self, req, resp):
+        user = require_user(req, 1)
+        body = read_json(req, START_SCHEMA)
+        agent = Caller(kind="ai", username="wibot", persona="wibot", on_behalf_of=user.user_id)
+        with db.transaction(self._ctx.pool) as conn:
+            session = sessions.create_session(conn, "wibot", agent, body["message"])
+            outbox.add(conn, CONTINUE_SESSION_ACTOR, {"session_id": str(session["id"])},
+                       dedup_key=f"start:{session['id']}")
+        flush_outbox()
+        sid = str(session["id"])
+        resp.status = falcon.HTTP_202
+        resp.location = f"/agent/sessions/{sid}"
+        resp.media = {"session_id": sid, "status": session["status"], "events": f"/agent/sessions/{sid}/events"}
+
+
+class Session:
+    def __init__(self, ctx):
+        self._ctx = ctx
+
+    def on_get(self, req, resp, session_id):
+        reader = require_user(req)
+        with db.transaction(self._ctx.pool) as conn:
+            session = sessions.get_session(conn, session_id)
+            sessions.check_reader(session, reader)
+        resp.media = sessions.public_view(session)
+
+    def on_get_events(self, req, resp, session_id):
+        reader = require_user(req)
+        after = req.get_param_as_int("after", min_value=0, default=0)
+        with db.transaction(self._ctx.pool) as conn:
+            session = sessions.get_session(conn, session_id)
+            sessions.check_reader(session, reader)
+            events = sessions.events_after(conn, session_id, after)
+        resp.media = {"session_id": session_id, "status": session["status"], "events": events,
+                      "next_after": events[-1]["seq"] if events else after}
+
+
+def register(app, ctx):
+    app.add_route("/agent/sessions", Sessions(ctx))
+    session = Session(ctx)
+    app.add_route("/agent/sessions/{session_id}", session)
+    app.add_route("/agent/sessions/{session_id}/events", session, suffix="events")

@@ -1,0 +1,81 @@
+"""The LLM gateway (seed LLM_Gateway / LLM_Result): POST /llm/requests, GET /llm/requests/{id}."""
+
+from __future__ import annotations
+
+import falcon
+
+from widip.actors import llm as llm_actors
+from widip.functions import llm_gateway
+from widip.http.openapi_doc import error, json_body, json_response
+from widip.http.validation import read_json
+
+ACCEPTED_SCHEMA = {
+    "type": "object", "required": ["request_id", "status", "position", "estimated_wait"],
+    "properties": {
+        "request_id": {"type": "string", "format": "uuid"}, "status": {"const": "pending"},
+        "running": {"type": "boolean"},
+        "position": {"type": "integer", "description": "LLM jobs expected to start before this one"},
+        "estimated_wait": {"type": "number", "description": "seconds before it starts (estimate)"},
+    },
+}
+RESULT_SCHEMA = {
+    "type": "object", "required": ["request_id", "status"],
+    "properties": {
+        "request_id": {"type": "string"}, "status": {"enum": ["done", "failed"]},
+        "source": {"type": "string"}, "result": {"type": ["string", "null"]},
+        "error": {"type": "string"}, "provider": {"type": "string"}, "model": {"type": "string"},
+        "usage": {"type": "object"}, "duration_ms": {"type": "integer"}, "completed_at": {"type": "string"},
+    },
+}
+
+OPENAPI_PATHS = {
+    "/llm/requests": {"post": {
+        "summary": "Queue a prompt for the LLM; the source picks the priority "
+                   "(proactif_sentinel > proactif_notificateur > assist > wibot)",
+        "description": "callback_url, when given, must be http(s) on a host of LLM_CALLBACK_ALLOWLIST; "
+                       "the result is POSTed to it as JSON (the GET body), redirects are not followed.",
+        "operationId": "postLlmRequest",
+        "requestBody": json_body(llm_gateway.SUBMIT_SCHEMA),
+        "responses": {"202": json_response("accepted; poll Location", ACCEPTED_SCHEMA),
+                      "400": error("invalid body, unknown source or refused callback URL"),
+                      "503": error("queue unavailable")},
+    }},
+    "/llm/requests/{request_id}": {"get": {
+        "summary": "The result (200, kept 5 min) or the place in the queue (202 pending)",
+        "operationId": "getLlmRequest",
+        "parameters": [{"name": "request_id", "in": "path", "required": True, "schema": {"type": "string"}}],
+        "responses": {"200": json_response("finished: done or failed", RESULT_SCHEMA),
+                      "202": json_response("still pending; retry in 1-2 s", ACCEPTED_SCHEMA),
+                      "404": error("unknown request, or its result expired")},
+    }},
+}
+
+
+class LlmRequests:
+    def __init__(self, ctx):
+        self._ctx = ctx
+
+    def on_post(self, req, resp):
+        body = read_json(req, llm_gateway.SUBMIT_SCHEMA)
+        accepted = llm_gateway.submit(self._ctx.redis, self._ctx.settings, body,
+                                      enqueue=llm_actors.enqueue_llm_entry)
+        resp.status = falcon.HTTP_202
+        resp.location = f"/llm/requests/{accepted['request_id']}"
+        resp.media = accepted
+
+
+class LlmRequest:
+    def __init__(self, ctx):
+        self._ctx = ctx
+
+    def on_get(self, req, resp, request_id):
+        view = llm_gateway.request_status(self._ctx.redis, request_id)
+        if view["status"] == "pending":
+            resp.status = falcon.HTTP_202
+            resp.set_header("Retry-After", "1")
+        resp.media = view
+
+
+def register(app, ctx):
+    app.add_route("/llm/requests", LlmRequests(ctx))
+    app.add_route("/llm/requests/{request_id}", LlmRequest(ctx))
