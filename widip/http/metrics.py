@@ -1,10 +1,19 @@
-"""GET /metrics: Prometheus text, summed over every process of this host (multiprocess mode)."""
+"""GET /metrics: Prometheus text, summed over every process of this host (multiprocess mode).
+
+Gunicorn workers and Dramatiq processes each write their own files under PROMETHEUS_MULTIPROC_DIR;
+whichever worker answers the scrape reads them all, so counters sum across processes. Gauges that
+mirror shared state (outbox size, LLM queue lengths, integration up) are refreshed from PostgreSQL
+and Redis just before the answer. Public, like /health: it carries counts, never data.
+"""
 
 from __future__ import annotations
 
-import os
+import logging
+import time
 
-from widip.http.openapi_doc import json_response
+from widip.functions import metrics, monitoring  # noqa: F401  (defines every widip_* metric)
+
+logger = logging.getLogger(__name__)
 
 OPENAPI_PATHS = {
     "/metrics": {"get": {"summary": "Prometheus metrics (text exposition format)", "operationId": "metrics",
@@ -13,19 +22,31 @@ OPENAPI_PATHS = {
 }
 
 
+def _registry():
+    """The multiprocess aggregate when values live in files, else this process's registry."""
+    from prometheus_client import REGISTRY, CollectorRegistry, values
+    from prometheus_client import multiprocess
+
+    if getattr(values.ValueClass, "_multiprocess", False):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        return registry
+    return REGISTRY
+
+
 class Metrics:
+    def __init__(self, ctx):
+        self._ctx = ctx
+
     def on_get(self, req, resp):
-        from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
+        from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-        registry = REGISTRY
-        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-            from prometheus_client import multiprocess
-
-            registry = CollectorRegistry()
-            multiprocess.MultiProcessCollector(registry)
+        started = time.perf_counter()
+        monitoring.refresh_gauges(self._ctx.pool, self._ctx.redis)
         resp.content_type = CONTENT_TYPE_LATEST
-        resp.text = generate_latest(registry).decode()
+        resp.text = generate_latest(_registry()).decode()
+        logger.debug("metrics scraped in %.1f ms", (time.perf_counter() - started) * 1000)
 
 
 def register(app, ctx):
-    app.add_route("/metrics", Metrics())
+    app.add_route("/metrics", Metrics(ctx))

@@ -6,7 +6,8 @@ Responses say what happens next in plain words. Every decision is taken by widip
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
+from uuid import UUID
 
 import falcon
 
@@ -77,7 +78,8 @@ OPENAPI_PATHS = {
 
 
 def _json(row: dict) -> dict:
-    return {k: (v.isoformat() if isinstance(v, datetime) else str(v) if k == "call_id" else v) for k, v in row.items()}
+    return {k: (v.isoformat() if isinstance(v, datetime) else str(v) if isinstance(v, UUID) else v)
+            for k, v in row.items()}
 
 
 def _item_id(value: str) -> int:

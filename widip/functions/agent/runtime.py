@@ -154,7 +154,7 @@ def _result_event(conn: Connection, session: dict, tool_call, row: dict | None) 
 
 
 def _complete(provider, transcript, tools, persona: Persona, timeout, fallbacks: list[str]):
-    from widip.functions.llm import fallback_reasons
+    from widip.functions.llm.factory import fallback_reasons
 
     with fallback_reasons(fallbacks):
         return provider.complete(transcript, tools, want_confidence=persona.want_confidence, timeout=timeout)

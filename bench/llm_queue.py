@@ -1,0 +1,210 @@
+"""Benchmark of the LLM queue on real parts; prints figures and exits.
+
+Starts embedded Valkey + PostgreSQL, the Ollama simulator with a fixed latency, and a real `llm`
+process running the Procfile's command (1 process × 1 thread, dramatiq_worker_timeout=100, GPU
+lock on). Measures, with gateway requests submitted the way the web process does:
+  1. the GPU idle gap between consecutive calls with a full queue, and the queue's overhead as a
+     share of LLM time (100 jobs);
+  2. enqueue → start latency on an idle queue;
+  3. idle Redis calls/s of the llm process, then of the fleet (llm + the default `worker`).
+Targets (DESIGN §8, reliability.md "Measured"): gap median ≤ 5 ms, overhead ≤ 1 %, idle pickup
+p95 ≤ 100 ms.
+
+Run: .venv/bin/python bench/llm_queue.py [--jobs 100] [--latency-ms 100] [--pickups 40]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def percentile(values: list[float], pct: int) -> float:
+    ordered = sorted(values)
+    if len(ordered) == 1:
+        return ordered[0]
+    return statistics.quantiles(ordered, n=100, method="inclusive")[pct - 1]
+
+
+def wait_until(check, timeout: float, interval: float = 0.002):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(interval)
+    raise TimeoutError("benchmark step did not finish in time (see the llm log)")
+
+
+class Fleet:
+    """Procfile processes started with the bench's servers; all stopped on exit."""
+
+    def __init__(self, env: dict[str, str], log_dir: Path):
+        from widip.launcher import procfile_entries
+
+        self.commands = procfile_entries(ROOT / "Procfile")
+        self.env = env
+        self.log_dir = log_dir
+        self.processes: list[subprocess.Popen] = []
+
+    def start(self, name: str, **extra: str) -> None:
+        log = open(self.log_dir / f"{name}.log", "ab")
+        self.processes.append(subprocess.Popen(
+            self.commands[name], shell=True, cwd=ROOT, env={**self.env, **extra}, stdout=log,
+            stderr=subprocess.STDOUT, start_new_session=True))
+
+    def stop(self) -> None:
+        for process in self.processes:
+            try:
+                os.killpg(process.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+        for process in self.processes:
+            try:
+                process.wait(20)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+
+
+def redis_calls(client) -> int:
+    stats = client.info("commandstats")
+    return sum(v["calls"] for k, v in stats.items() if k != "cmdstat_info")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--jobs", type=int, default=100)
+    parser.add_argument("--latency-ms", type=int, default=100)
+    parser.add_argument("--pickups", type=int, default=40)
+    parser.add_argument("--idle-seconds", type=float, default=10.0)
+    args = parser.parse_args(argv)
+
+    workdir = Path(tempfile.mkdtemp(prefix="widip-bench-llm-"))
+    prom = workdir / "prom"
+    prom.mkdir()
+    os.environ.update({"dramatiq_prom_db": str(prom), "PROMETHEUS_MULTIPROC_DIR": str(prom)})
+    from widip import embedded
+
+    print("starting embedded PostgreSQL + Valkey, the Ollama simulator and an llm process…", flush=True)
+    servers = embedded.start(workdir / "var", persist=False, database="widip_bench")
+    fleet = None
+    sim = None
+    try:
+        os.environ.update({"REDIS_URL": servers.redis_url, "WIDIP_BROKER": "redis"})
+        import redis
+
+        from simulators import ollama as ollama_sim
+        from simulators.base import serve
+        from widip.actors import deps as actor_deps
+        from widip.actors import llm as llm_actors
+        from widip.config import Settings
+        from widip.functions import llm_gateway
+
+        state = ollama_sim.State().seed_demo()
+        sim = serve(ollama_sim.make_app(state))
+        settings = Settings(database_url=servers.database_url, redis_url=servers.redis_url, env="test",
+                            llm_provider="ollama", ollama_host=sim.url)
+        deps = actor_deps.configure(settings)
+        client = redis.Redis.from_url(servers.redis_url)
+
+        def submit(source: str, tag: str) -> None:
+            llm_gateway.submit(deps.redis, settings, {"source": source, "prompt": tag},
+                               enqueue=llm_actors.enqueue_llm_entry)
+
+        def started(tag: str):
+            return next((e for e in state.stats()["started"] if e["tag"] == tag), None)
+
+        env = {**os.environ, "DATABASE_URL": servers.database_url, "REDIS_URL": servers.redis_url,
+               "OLLAMA_HOST": sim.url, "LLM_PROVIDER": "ollama", "WIDIP_ENV": "test",
+               "WIDIP_VAR_DIR": str(workdir / "var"), "PATH": f"{BIN}:{os.environ.get('PATH', '')}",
+               "LLM_PROM_PORT": str(free_port()), "WORKER_PROM_PORT": str(free_port()), "LOG_LEVEL": "WARNING"}
+        fleet = Fleet(env, workdir)
+        fleet.start("llm")
+        submit("assist", "warm-up")
+        wait_until(lambda: (e := started("warm-up")) and e["finished_at"], timeout=60)
+        time.sleep(0.5)
+
+        # 1. Idle gap and overhead with a full queue.
+        state.reset()
+        state.configure({"latency_ms": args.latency_ms})
+        for i in range(args.jobs):
+            submit("assist", f"job-{i}")
+        runs = wait_until(lambda: (s := state.stats()["started"]) and len(s) == args.jobs
+                          and all(e["finished_at"] for e in s) and s, timeout=args.jobs * args.latency_ms / 100 + 60)
+        runs.sort(key=lambda e: e["at"])
+        gaps = [(b["at"] - a["finished_at"]) * 1000 for a, b in zip(runs, runs[1:])]
+        busy = sum((e["finished_at"] - e["at"]) * 1000 for e in runs[1:])
+        overhead = 100 * sum(gaps) / busy
+        print(f"\n1. full queue, {args.jobs} jobs × {args.latency_ms} ms (max in flight "
+              f"{state.stats()['max_in_flight']}):")
+        print(f"   GPU idle gap between calls: median {statistics.median(gaps):.2f} ms, "
+              f"p95 {percentile(gaps, 95):.2f} ms, max {max(gaps):.2f} ms")
+        print(f"   queue overhead: {overhead:.2f} % of LLM time")
+
+        # 2. Enqueue → start on an idle queue.
+        state.reset()
+        pickups = []
+        rng = random.Random(7)
+        for i in range(args.pickups):
+            time.sleep(rng.uniform(0.15, 0.5))
+            tag = f"idle-{i}"
+            sent = time.time()
+            submit(rng.choice(["proactif_sentinel", "assist", "wibot"]), tag)
+            entry = wait_until(lambda: started(tag), timeout=10)
+            pickups.append((entry["at"] - sent) * 1000)
+        print(f"\n2. idle pickup (enqueue → LLM call starts), {args.pickups} samples:")
+        print(f"   p50 {percentile(pickups, 50):.1f} ms, p95 {percentile(pickups, 95):.1f} ms, "
+              f"max {max(pickups):.1f} ms")
+
+        # 3. Idle Redis calls/s.
+        time.sleep(1.0)
+        before = redis_calls(client)
+        time.sleep(args.idle_seconds)
+        llm_rate = (redis_calls(client) - before) / args.idle_seconds
+        fleet.start("worker")
+        time.sleep(6.0)  # let the worker boot and settle into idle polling
+        before = redis_calls(client)
+        time.sleep(args.idle_seconds)
+        fleet_rate = (redis_calls(client) - before) / args.idle_seconds
+        print(f"\n3. idle Redis calls/s (INFO commandstats over {args.idle_seconds:.0f} s):")
+        print(f"   llm process alone: {llm_rate:.0f}/s; fleet (llm + worker with its default "
+              f"{os.environ.get('WORKER_PROCESSES', '2')} processes): {fleet_rate:.0f}/s")
+
+        ok_gap = statistics.median(gaps) <= 5
+        ok_overhead = overhead <= 1
+        ok_pickup = percentile(pickups, 95) <= 100
+        print(f"\ntargets: gap median ≤ 5 ms {'OK' if ok_gap else 'MISSED'}; overhead ≤ 1 % "
+              f"{'OK' if ok_overhead else 'MISSED'}; idle pickup p95 ≤ 100 ms {'OK' if ok_pickup else 'MISSED'}")
+        client.close()
+        return 0 if ok_gap and ok_overhead and ok_pickup else 1
+    finally:
+        if fleet is not None:
+            fleet.stop()
+        if sim is not None:
+            sim.stop()
+        servers.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

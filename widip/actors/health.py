@@ -1,0 +1,54 @@
+"""GLPI health probe actors: a periodiq tick each minute plus a probe delayed 30 s (DESIGN §9).
+
+periodiq has minute granularity, so the seed's 30-second cadence is the tick's own probe plus a
+second one sent with a 30 s delay. On a recovery the outbox is flushed at once, so effects that
+waited for GLPI run now rather than at the next sweep. Importing this module also starts recording
+integration outcomes (widip/functions/integration_status.py) in every process that loads actors.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import dramatiq
+from periodiq import cron
+
+from widip.actors.deps import deps
+from widip.actors.tools import flush_outbox
+from widip.functions import health, integration_status
+
+logger = logging.getLogger(__name__)
+
+#: The second probe of each minute, after the tick's own.
+SECOND_PROBE_DELAY_MS = 30_000
+#: Ping (≤ 2 × INTEGRATION_TIMEOUT_SECONDS with a session to open) + one alert mail, with margin.
+PROBE_TIME_LIMIT_MS = 45_000
+
+integration_status.install(lambda: deps().redis)
+
+
+@dramatiq.actor(queue_name="default", periodic=cron("* * * * *"), max_retries=0, time_limit=PROBE_TIME_LIMIT_MS)
+def tick_glpi_health() -> dict | None:
+    """Each minute: probe GLPI now and schedule the probe of the half minute."""
+    probe_glpi_health.send_with_options(delay=SECOND_PROBE_DELAY_MS)
+    return run_probe()
+
+
+@dramatiq.actor(queue_name="default", max_retries=0, time_limit=PROBE_TIME_LIMIT_MS)
+def probe_glpi_health() -> dict | None:
+    """One GLPI health probe (no retry: the next probe is at most 30 s away)."""
+    return run_probe()
+
+
+def run_probe() -> dict | None:
+    """Probe GLPI and, when it just recovered, hand the waiting outbox rows to the broker."""
+    d = deps()
+    if not d.settings.glpi_url:
+        logger.debug("glpi health probe skipped: GLPI_URL is not set")
+        return None
+    result = health.probe_glpi(d.redis, d.pool, d.clients, d.settings)
+    outcome = result.to_dict()
+    if result.recovered:
+        outcome["relayed"] = flush_outbox()
+        logger.info("glpi recovered: %d waiting outbox row(s) relayed", outcome["relayed"])
+    return outcome
