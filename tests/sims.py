@@ -76,6 +76,41 @@ def mail_sink(tmp_path):
     sink.stop()
 
 
+@pytest.fixture(scope="session")
+def _tls(tmp_path_factory):
+    from simulators.tls import generate_tls_files
+
+    return generate_tls_files(tmp_path_factory.mktemp("tls"))
+
+
+@pytest.fixture
+def active_directory(_tls):
+    """The LDAPS AD stand-in with the demo directory (jdupont, mmartin locked, adm.widip privileged…)."""
+    from simulators.active_directory import State as Directory
+    from simulators.ldap_server import start_server
+
+    directory = Directory().seed_demo()
+    handle = start_server(directory, tls=_tls)
+    yield Sim(handle.ldaps_url, directory, handle)
+    handle.stop()
+
+
+@pytest.fixture(scope="session")
+def _pwpush_server():
+    from simulators import pwpush
+
+    state = pwpush.State().seed_demo()
+    server = serve(pwpush.make_app(state))
+    yield Sim(server.url, state, server)
+    server.stop()
+
+
+@pytest.fixture
+def pwpush(_pwpush_server):
+    _pwpush_server.state.pushes.clear()
+    return _pwpush_server
+
+
 @pytest.fixture
 def integrated_settings(settings, glpi, observium, phibee, mail_sink):
     """Settings pointing every HTTP/SMTP integration at its simulator."""
@@ -85,3 +120,14 @@ def integrated_settings(settings, glpi, observium, phibee, mail_sink):
         observium_pass=observium_sim.DEFAULT_PASSWORD, phibee_api_url=phibee.url,
         phibee_api_token=phibee_sim.DEFAULT_TOKEN, smtp_host=mail_sink.host, smtp_port=mail_sink.port,
         smtp_use_tls="none", alert_mail_recipients=("astreinte@widip.fr",), integration_timeout_seconds=3.0)
+
+
+@pytest.fixture
+def directory_settings(integrated_settings, active_directory, pwpush, _tls):
+    """integrated_settings plus the LDAPS AD stand-in and Password Pusher."""
+    from simulators.active_directory import DEMO_BASE_DN, DEMO_SERVICE_PASSWORD, DEMO_SERVICE_USER
+    from simulators.pwpush import DEMO_TOKEN
+
+    return integrated_settings.with_overrides(
+        ad_server=active_directory.url, ad_user=DEMO_SERVICE_USER, ad_password=DEMO_SERVICE_PASSWORD,
+        ad_base_dn=DEMO_BASE_DN, ca_file=_tls.ca_file, mysecret_api_url=pwpush.url, mysecret_api_token=DEMO_TOKEN)

@@ -1,6 +1,7 @@
 """Agent sessions end to end on the StubBroker: events in order, tool calls through the gate, L3 pause and
 resume, against the rules provider and the Ollama and Anthropic simulators (real client libraries)."""
 
+import httpx
 import pytest
 from falcon.testing import TestClient
 
@@ -163,3 +164,32 @@ def test_only_the_owner_or_an_approver_reads_a_session(make_api, people, stub_br
     assert api.simulate_get(f"/agent/sessions/{sid}").status_code == 401
     assert api.simulate_get("/agent/sessions/not-a-uuid", headers=people.tech.headers).status_code == 404
     assert api.simulate_get(f"/agent/sessions/{sid}/events?after=-1", headers=people.tech.headers).status_code == 400
+
+
+def test_a_password_reset_asked_in_chat_waits_for_approval_and_ends_with_a_one_time_link(
+        directory_settings, stub_broker, stub_worker, people, active_directory, pwpush, caplog):
+    # Given the rules provider (no LLM) and the LDAPS directory where jdupont forgot her password
+    api = TestClient(create_app(directory_settings.with_overrides(llm_provider="rules")))
+    actor_deps.configure(directory_settings.with_overrides(llm_provider="rules"))
+    sid = start(api, people.tech, "Peux-tu réinitialiser le mot de passe de jdupont ?")
+    drain(stub_broker, stub_worker)
+    waiting = events(api, people.tech, sid)["events"][-1]
+    assert waiting["type"] == "waiting_approval" and waiting["tool"] == "ad_reset_password"
+    assert active_directory.state.writes == [] or len(active_directory.state.writes) == 0
+    # When an approver approves
+    api.simulate_post(f"/safeguard/requests/{waiting['request_id']}/approve", json={}, headers=people.approver.headers)
+    drain(stub_broker, stub_worker)
+    # Then the reset ran, the link was created (L1 at the rules' confidence) and the answer carries it
+    polled = events(api, people.tech, sid)
+    answer = polled["events"][-2]["message"]
+    assert polled["status"] == "completed" and "/p/" in answer
+    token = answer.rsplit("/p/", 1)[1].split()[0].rstrip(".")
+    password = httpx.get(f"{pwpush.url}/_sim/pushes/{token}").json()["payload"]
+    assert len(password) >= 16
+    # And the password is nowhere but in the push: not in events, transcript, tool results or logs
+    import psycopg
+    with psycopg.connect(directory_settings.database_url) as conn:
+        dump = " ".join(str(r) for table in ("agent_events", "agent_sessions", "tool_calls", "safeguard_audit", "jobs")
+                        for r in conn.execute(f"SELECT * FROM {table}").fetchall())
+    assert password not in dump
+    assert password not in caplog.text

@@ -127,26 +127,29 @@ def test_two_llm_processes_share_the_gpu_one_call_at_a_time_and_a_killed_holder_
             second = start_second_llm(stack, "llm-2", **env)
             poll(lambda: _lock_sessions(conn), lambda n: n == 2, timeout=30)
             poll(lambda: stats(server)["requests"], lambda n: n >= 3)
-            # When a sentinel request arrives, priorities still hold (each process may hold one job)
+            # When a sentinel request arrives, priorities still hold: it may wait for the job each
+            # process already holds (one running, one waiting for the lock) and for one starting
+            # while the request is being submitted, never for the backlog.
             submitted = time.time()
             assert submit(client, "sentinel", "sentinel-urgent").status_code == 202
             poll(lambda: stats(server), lambda s: any(e["tag"] == "sentinel-urgent" for e in s["started"]))
             # Then, over 20 calls, the GPU never saw two at once
             before_kill = poll(lambda: stats(server), lambda s: s["requests"] >= 20)
-            assert before_kill["max_in_flight"] == 1
-            assert len(started_between(before_kill["started"], submitted, "sentinel-urgent")) <= 2
+            assert before_kill["max_in_flight"] == 1, before_kill["started"]
+            between = started_between(before_kill["started"], submitted, "sentinel-urgent")
+            assert len(between) <= 3, between
 
             # When the process holding the GPU is killed mid-call
             count = stats(server)["requests"]
             poll(lambda: stats(server)["requests"], lambda n: n > count, interval=0.01)
-            (holder,) = gpu_lock.lock_holders(conn)
+            (holder,) = poll(lambda: gpu_lock.lock_holders(conn), lambda h: len(h) == 1, interval=0.01)
             victim_pid = gpu_lock.holder_os_pid(holder["application_name"])
             killed_at = time.time()
             os.killpg(os.getpgid(victim_pid), signal.SIGKILL)
             # Then the other process starts its next call at once, not after a lock TTL
             after = poll(lambda: stats(server), lambda s: any(e["at"] > killed_at for e in s["started"]))
             first_after = min(e["at"] for e in after["started"] if e["at"] > killed_at)
-            assert first_after - killed_at < 1.0
+            assert first_after - killed_at < 1.0, (first_after - killed_at, after["started"][-4:])
         finally:
             if second is not None:
                 stop_process(second)

@@ -174,10 +174,11 @@ def test_estimated_wait_follows_the_measured_call_times(redis_client):
 
 # --- the gateway --------------------------------------------------------------------------------
 
-def test_a_gateway_request_is_accepted_then_pending_then_answered_and_expires(gateway, stub_broker, stub_worker,
-                                                                              redis_client, ollama):
+def test_a_gateway_request_is_accepted_then_pending_then_answered_and_expires(gateway, stub_broker, redis_client,
+                                                                              ollama):
+    from dramatiq import Worker
+
     state, _ = ollama
-    stub_worker.pause()
     accepted = gateway.simulate_post("/llm/requests", json={
         "source": "assist", "prompt": "Le poste infirmier de l'EHPAD Les Lilas ne démarre plus.",
         "system": "Tu es l'assistant support de WIDIP."})
@@ -190,9 +191,13 @@ def test_a_gateway_request_is_accepted_then_pending_then_answered_and_expires(ga
 
     pending = gateway.simulate_get(f"/llm/requests/{request_id}")
     assert pending.status_code == 202 and pending.json["status"] == "pending"
-    stub_worker.resume()
-    stub_broker.join("llm.p2")
-    stub_worker.join()
+    worker = Worker(stub_broker, worker_timeout=100)
+    worker.start()
+    try:
+        stub_broker.join("llm.p2")
+        worker.join()
+    finally:
+        worker.stop()
 
     done = gateway.simulate_get(f"/llm/requests/{request_id}")
     assert done.status_code == 200
@@ -380,3 +385,12 @@ def test_a_local_provider_call_holds_the_gpu_lock(llm_settings, conn, ollama):
     assert len(seen[0]) == 1 and seen[1] == []
     assert not isinstance(llm_gateway.provider_for(llm_settings.with_overrides(llm_provider="rules")),
                           gpu_lock.LockedProvider)
+
+
+def test_a_model_the_llm_does_not_have_ends_the_request_as_failed_not_retried(gateway, stub_broker, stub_worker):
+    accepted = gateway.simulate_post("/llm/requests", json={"source": "assist", "prompt": "x", "model": "nope:1b"})
+    stub_broker.join("llm.p2")
+    stub_worker.join()
+    failed = gateway.simulate_get(f"/llm/requests/{accepted.json['request_id']}")
+    assert failed.status_code == 200
+    assert failed.json["status"] == "failed" and "nope:1b" in failed.json["error"]

@@ -264,3 +264,15 @@ def test_a_crash_during_a_mail_send_is_not_repeated_but_left_for_a_human(conn, p
     outcome = tool_runs.run_call(pool, str(call["id"]), clients)
     assert outcome.call["status"] == "unknown_outcome" and not outcome.executed
     assert mail_sink.count() == 0
+
+
+def test_a_call_whose_message_was_lost_is_resent_by_the_sweep_once_per_period(conn, pool, clients, glpi):
+    call = propose(conn, "glpi_create_ticket", TICKET, system_persona("notificateur"))
+    conn.execute("UPDATE tool_calls SET created_at = now() - interval '1 hour' WHERE id = %s", (call["id"],))
+    assert calls.resend_stuck(conn, timedelta(minutes=10)) == [str(call["id"])]
+    calls.resend_stuck(conn, timedelta(minutes=10))  # same period: no second row
+    rows = conn.execute("SELECT count(*) AS n FROM outbox WHERE kwargs->>'call_id' = %s AND dedup_key LIKE 'resend:%%'",
+                        (str(call["id"]),)).fetchone()
+    assert rows["n"] == 1
+    fresh = propose(conn, "glpi_create_ticket", TICKET, system_persona("notificateur"))
+    assert str(fresh["id"]) not in calls.resend_stuck(conn, timedelta(minutes=10))

@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import shutil
 import sys
 from pathlib import Path
 
@@ -33,6 +32,15 @@ def main(argv: list[str] | None = None) -> int:
     for p in (up, demo):
         p.add_argument("--only", nargs="*", help="run only these Procfile processes")
     sub.add_parser("scheduler", help="run the periodiq scheduler (one per deployment)")
+    matrix = sub.add_parser("access-matrix", help="import policy/access_matrix.csv (idempotent)")
+    matrix.add_argument("action", choices=["import"])
+    matrix.add_argument("path", nargs="?", help="CSV file (default: policy/access_matrix.csv)")
+    admin = sub.add_parser("create-admin", help="create an N4 administrator (password from WIDIP_ADMIN_PASSWORD or prompt)")
+    admin.add_argument("username")
+    admin.add_argument("--email", default=None)
+    token = sub.add_parser("service-token", help="create a scoped service token (printed once)")
+    token.add_argument("name")
+    token.add_argument("--scope", action="append", required=True, help="e.g. webhook:observium, frontend")
     sims = sub.add_parser("simulators", help="run the local simulators of GLPI, Observium, … for the demo")
     sims.add_argument("--env-file", default=None, help="write the simulators' URLs and tokens here")
     args = parser.parse_args(argv)
@@ -54,6 +62,47 @@ def cmd_migrate(args) -> int:
     print(f"applied {len(applied)} migration(s)" + (": " + ", ".join(applied) if applied else ""))
     with db.connect(settings.database_url) as conn:
         print(f"seeded: {seeding.seed(conn, settings.policy_dir)}")
+    return 0
+
+
+def _connect():
+    from widip.functions import db
+
+    settings = Settings.from_env()
+    return settings, db.connect(settings.database_url)
+
+
+def cmd_access_matrix(args) -> int:
+    from widip.functions import access_matrix
+
+    settings, conn = _connect()
+    with conn:
+        report = access_matrix.import_access_matrix(conn, args.path or access_matrix.default_path(settings))
+    print(f"access matrix imported: {report.to_dict()}")
+    return 0
+
+
+def cmd_create_admin(args) -> int:
+    import getpass
+
+    from widip.functions import identity
+
+    password = os.environ.get("WIDIP_ADMIN_PASSWORD") or getpass.getpass(f"password for {args.username}: ")
+    settings, conn = _connect()
+    with conn:
+        user = identity.create_user(conn, username=args.username, password=password, email=args.email,
+                                    accreditation_level=4, actor="cli")
+    print(f"administrator {user.username} created (id {user.id}, N4)")
+    return 0
+
+
+def cmd_service_token(args) -> int:
+    from widip.functions import identity
+
+    settings, conn = _connect()
+    with conn:
+        issued = identity.create_service_token(conn, name=args.name, scopes=args.scope, actor="cli")
+    print(f"service token for {args.name} (scopes {', '.join(args.scope)}); shown once:\n{issued.token}")
     return 0
 
 
@@ -87,7 +136,8 @@ def cmd_simulators(args) -> int:
 
 COMMANDS = {
     "migrate": cmd_migrate, "up": cmd_up, "demo": cmd_demo,
-    "scheduler": cmd_scheduler, "simulators": cmd_simulators,
+    "scheduler": cmd_scheduler, "simulators": cmd_simulators, "access-matrix": cmd_access_matrix,
+    "create-admin": cmd_create_admin, "service-token": cmd_service_token,
 }
 
 if __name__ == "__main__":  # pragma: no cover

@@ -70,6 +70,8 @@ def demo_integrations(previous: dict[str, str], var_dir: Path) -> dict[str, str]
         "WIDIP_CA_FILE": str(var_dir / "tls" / "ca.pem"),
         "WEBHOOK_TOKEN": token("WEBHOOK_TOKEN"),
         "WIDIP_MAILDIR": str(var_dir / "mail"),
+        "AD_LDAP_PORT": str(p["ldap"]),
+        "WIDIP_DEMO_USERS": "admin/admin-demo (N4), approver/approver-demo (N3), tech/tech-demo (N1)",
     }
 
 
@@ -99,6 +101,7 @@ def prepare(var_dir: Path, *, demo: bool) -> tuple[dict[str, str], object | None
     print(f"migrations: {len(applied)} applied; seeded {seeded}", flush=True)
     if demo:
         values.update(demo_integrations(previous, var_dir))
+        _seed_demo_people(values)
     prom_dir = var_dir / "prometheus"
     shutil.rmtree(prom_dir, ignore_errors=True)
     prom_dir.mkdir(parents=True)
@@ -106,6 +109,18 @@ def prepare(var_dir: Path, *, demo: bool) -> tuple[dict[str, str], object | None
     values["WIDIP_BIND"] = os.environ.get("WIDIP_BIND", WEB_BIND)
     write_env_file(env_file, values)
     return values, started
+
+
+def _seed_demo_people(values: dict[str, str]) -> None:
+    """Demo users (admin N4, approver N3, tech N1) and the access matrix from policy/."""
+    from widip.config import Settings
+    from widip.functions import access_matrix, db, identity
+
+    settings = Settings.from_env(values)
+    with db.connect(values["DATABASE_URL"]) as conn:
+        identity.ensure_demo_users(conn, settings)
+        report = access_matrix.import_access_matrix(conn, access_matrix.default_path(settings))
+    print(f"demo users ready; access matrix: {report.to_dict()}", flush=True)
 
 
 def banner(values: dict[str, str], env_file: Path) -> str:
@@ -120,6 +135,8 @@ def banner(values: dict[str, str], env_file: Path) -> str:
             lines.append(f"  {key:<14} {values[key]}")
     if "SMTP_HOST" in values:
         lines.append(f"  SMTP sink      {values['SMTP_HOST']}:{values['SMTP_PORT']} → {values['WIDIP_MAILDIR']}")
+    if "WIDIP_DEMO_USERS" in values:
+        lines.append(f"  demo logins    {values['WIDIP_DEMO_USERS']}  (POST {web}/auth/login)")
     lines += [f"  everything generated (tokens, credentials): {env_file}", "Ctrl-C stops everything.", ""]
     return "\n".join(lines)
 

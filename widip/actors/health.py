@@ -28,16 +28,16 @@ integration_status.install(lambda: deps().redis)
 
 
 @dramatiq.actor(queue_name="default", periodic=cron("* * * * *"), max_retries=0, time_limit=PROBE_TIME_LIMIT_MS)
-def tick_glpi_health() -> dict | None:
+def tick_glpi_health() -> None:
     """Each minute: probe GLPI now and schedule the probe of the half minute."""
     probe_glpi_health.send_with_options(delay=SECOND_PROBE_DELAY_MS)
-    return run_probe()
+    run_probe()
 
 
 @dramatiq.actor(queue_name="default", max_retries=0, time_limit=PROBE_TIME_LIMIT_MS)
-def probe_glpi_health() -> dict | None:
+def probe_glpi_health() -> None:
     """One GLPI health probe (no retry: the next probe is at most 30 s away)."""
-    return run_probe()
+    run_probe()  # NOTE: nothing returned: results are not stored, and Dramatiq warns on a discarded value
 
 
 def run_probe() -> dict | None:

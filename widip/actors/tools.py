@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
 import dramatiq
 from periodiq import cron
@@ -13,6 +14,10 @@ from widip.functions import circuit, db, outbox, tool_runs
 from widip.functions.safeguard import calls, deferred
 
 logger = logging.getLogger(__name__)
+
+#: A call still ready/running after this long lost its message (killed worker, Redis restart):
+#: longer than run_tool's time limit plus its retries' back-off, so a live attempt is not doubled.
+STUCK_AFTER = timedelta(minutes=10)
 
 
 def flush_outbox() -> int:
@@ -41,12 +46,14 @@ def run_tool(call_id: str) -> dict:
 
 @dramatiq.actor(queue_name="default", periodic=cron("* * * * *"), max_retries=0, time_limit=60_000)
 def sweep_safeguard() -> dict:
-    """Each minute: expire approvals past their deadline, start due deferred actions, relay the outbox."""
+    """Each minute: expire approvals past their deadline, start due deferred actions, resend lost calls,
+    relay the outbox."""
     d = deps()
     with db.transaction(d.pool) as conn:
         expired = calls.expire_pending(conn)
         due = deferred.start_due(conn)
-    return {"expired": len(expired), "deferred_started": len(due), "relayed": flush_outbox()}
+        resent = calls.resend_stuck(conn, STUCK_AFTER)
+    return {"expired": len(expired), "deferred_started": len(due), "resent": len(resent), "relayed": flush_outbox()}
 
 
 @dramatiq.actor(queue_name="default", max_retries=3, time_limit=60_000)

@@ -16,6 +16,7 @@ two threads sharing one would not exclude each other). Not for anything but the 
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import threading
@@ -56,7 +57,6 @@ class GpuLock:
 
     @classmethod
     def from_settings(cls, settings) -> "GpuLock":
-        # A holder's call lasts at most llm_timeout_seconds; wait for two of them before giving up.
         return cls(settings.database_url, slots=settings.llm_gpu_concurrency,
                    acquire_timeout=2 * settings.llm_timeout_seconds)
 
@@ -208,3 +208,18 @@ class LockedProvider:
     def complete(self, messages, tools=(), **kwargs):
         with self.lock.held():
             return self.provider.complete(messages, tools, **kwargs)
+
+
+@functools.lru_cache(maxsize=8)
+def gpu_lock_for(database_url: str, slots: int, acquire_timeout: float) -> GpuLock:
+    """This process's lock for a database (one session per thread), shared by every provider."""
+    return GpuLock(database_url, slots=slots, acquire_timeout=acquire_timeout)
+
+
+def with_gpu_lock(provider, settings):
+    """`provider` itself when it is remote; wrapped so every call holds the GPU lock when local."""
+    if not getattr(provider, "local", False) or isinstance(provider, LockedProvider):
+        return provider
+    # A holder's call lasts at most llm_timeout_seconds; wait for two of them before giving up.
+    return LockedProvider(provider, gpu_lock_for(settings.database_url, settings.llm_gpu_concurrency,
+                                                 2 * settings.llm_timeout_seconds))

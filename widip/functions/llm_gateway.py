@@ -17,7 +17,6 @@ the callback delivery as a NextStep for the actor to send.
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 import time
@@ -27,9 +26,8 @@ from urllib.parse import urlsplit
 
 from widip.errors import Invalid, NotFound, Rejected
 from widip.functions import llm_queue
-from widip.functions.gpu_lock import GpuLock, LockedProvider
 from widip.functions.http_client import make_client, send
-from widip.functions.llm import Completion, Message, build_provider
+from widip.functions.llm import Completion, Message, factory
 
 logger = logging.getLogger(__name__)
 
@@ -59,7 +57,7 @@ SUBMIT_SCHEMA = {
 
 
 class UnavailableLlm:
-    """Stand-in for the rules provider: answers, in French, that the LLM is unavailable."""
+    """The gateway's fallback: answers, in French, that the LLM is unavailable."""
 
     name = "rules"
     local = False
@@ -68,23 +66,13 @@ class UnavailableLlm:
         return Completion(text=UNAVAILABLE_TEXT, tool_calls=(), provider=self.name, model="none")
 
 
-@functools.lru_cache(maxsize=16)
+#: A free-form gateway prompt has no playbook: without an LLM the honest answer is "unavailable".
+_GATEWAY_FALLBACK = UnavailableLlm()
+
+
 def provider_for(settings, model: str | None = None):
-    """The configured provider (with the rules fallback); local ones hold the GPU lock per call."""
-    if model:
-        settings = settings.with_overrides(ollama_model=model, anthropic_model=model)
-    rules = UnavailableLlm()  # TODO(lead): replace with the real rules provider (DESIGN §4).
-    provider = build_provider(settings, rules_provider=rules)
-    if getattr(provider, "local", False):
-        return LockedProvider(provider, gpu_lock_for(settings.database_url, settings.llm_gpu_concurrency,
-                                                     2 * settings.llm_timeout_seconds))
-    return provider
-
-
-@functools.lru_cache(maxsize=8)
-def gpu_lock_for(database_url: str, slots: int, acquire_timeout: float) -> GpuLock:
-    """One lock (one session per thread) per process, whatever the model."""
-    return GpuLock(database_url, slots=slots, acquire_timeout=acquire_timeout)
+    """The configured provider, falling back to the "unavailable" answer; local ones hold the GPU lock."""
+    return factory.provider_for(settings, model, _GATEWAY_FALLBACK)
 
 
 def is_remote(settings, model: str | None = None) -> bool:
@@ -180,18 +168,30 @@ def load_request(redis, request_id: str) -> dict | None:
 def run_gateway_request(request_id: str, deps) -> list[llm_queue.NextStep]:
     """Ask the model, store the result for 5 min, and ask for the callback when there is one.
 
-    Idempotent: a redelivered message whose result exists does nothing.
+    Idempotent: a redelivered message whose result exists does nothing. Redis round trips are
+    batched because they sit between two GPU calls.
     """
     redis, settings = deps.redis, deps.settings
     key, result_key = REQUEST_KEY.format(id=request_id), RESULT_KEY.format(id=request_id)
-    request = load_request(redis, request_id)
-    if request is None:
+    # One round trip: read the request and mark it running (EXPIRE NX bounds a stub HSET would
+    # create if the request were gone; it is deleted just below).
+    averages = {lane: llm_queue.average_key(lane) for lane in ("local", "remote")}
+    pipe = (redis.pipeline(transaction=False).hgetall(key).exists(result_key)
+            .hset(key, mapping={"status": "running", "started_at": _now()})
+            .expire(key, REQUEST_TTL_SECONDS, nx=True))
+    for name in averages.values():
+        pipe.get(name)
+    raw, answered, _, _, *previous = pipe.execute()
+    if not raw:
+        redis.delete(key)
         logger.warning("LLM request %s is gone (expired or Redis lost); skipping", request_id)
         return []
-    if redis.exists(result_key):
+    if answered:
         logger.info("LLM request %s already answered; skipping the redelivery", request_id)
         return []
-    redis.hset(key, mapping={"status": "running", "started_at": _now()})
+    request = {_text(k): _text(v) for k, v in raw.items()}
+    lane = llm_queue.lane(request["queue"])
+    average_key, previous_average = averages[lane], dict(zip(averages, previous))[lane]
     messages = ([Message("system", request["system"])] if request.get("system") else [])
     messages.append(Message("user", request["prompt"]))
     started = time.perf_counter()
@@ -204,22 +204,26 @@ def run_gateway_request(request_id: str, deps) -> list[llm_queue.NextStep]:
         outcome = {"status": "done", "result": completion.text, "provider": completion.provider,
                    "model": completion.model, "usage": dict(completion.usage)}
     elapsed = time.perf_counter() - started
-    llm_queue.record_call_duration(redis, llm_queue.lane(request["queue"]), elapsed)
     document = {"request_id": request_id, "source": request["source"], **outcome,
                 "duration_ms": round(elapsed * 1000), "completed_at": _now()}
-    store_result(redis, request_id, document)
+    store_result(redis, request_id, document,
+                 also={average_key: llm_queue.fold_average(previous_average, elapsed)})
     logger.info("LLM request %s %s in %.2f s", request_id, outcome["status"], elapsed)
     if request.get("callback_url"):
         return [llm_queue.NextStep("deliver_llm_callback", (request_id,))]
     return []
 
 
-def store_result(redis, request_id: str, document: dict, *, ttl_seconds: int = RESULT_TTL_SECONDS) -> None:
-    """Keep the result `ttl_seconds` and let the request expire with it."""
+def store_result(redis, request_id: str, document: dict, *, ttl_seconds: int = RESULT_TTL_SECONDS,
+                 also: dict[str, str] | None = None) -> None:
+    """Keep the result `ttl_seconds` and let the request expire with it (plus `also` keys, same trip)."""
     key = REQUEST_KEY.format(id=request_id)
-    (redis.pipeline()
-     .set(RESULT_KEY.format(id=request_id), json.dumps(document, ensure_ascii=False), ex=ttl_seconds)
-     .hset(key, "status", document["status"]).expire(key, ttl_seconds).execute())
+    pipe = (redis.pipeline()
+            .set(RESULT_KEY.format(id=request_id), json.dumps(document, ensure_ascii=False), ex=ttl_seconds)
+            .hset(key, "status", document["status"]).expire(key, ttl_seconds))
+    for name, value in (also or {}).items():
+        pipe.set(name, value)
+    pipe.execute()
 
 
 llm_queue.register_llm_job(KIND, run_gateway_request)

@@ -220,7 +220,7 @@ def lane(queue: str) -> str:
 
 
 def average_call_seconds(redis, lane_name: str) -> float:
-    raw = redis.get(AVERAGE_KEY.format(lane=lane_name))
+    raw = redis.get(average_key(lane_name))
     try:
         return float(raw) / 1000 if raw is not None else DEFAULT_CALL_SECONDS
     except ValueError:
@@ -229,14 +229,23 @@ def average_call_seconds(redis, lane_name: str) -> float:
 
 def record_call_duration(redis, lane_name: str, seconds: float) -> None:
     """Fold one measured call into the lane's moving average (the seed's `processing_time_ms`)."""
-    key = AVERAGE_KEY.format(lane=lane_name)
-    raw = redis.get(key)
+    key = average_key(lane_name)
+    redis.set(key, fold_average(redis.get(key), seconds))
+
+
+def average_key(lane_name: str) -> str:
+    return AVERAGE_KEY.format(lane=lane_name)
+
+
+def fold_average(previous_ms, seconds: float) -> str:
+    """The new moving average (ms, as stored) after a call of `seconds`; `previous_ms` may be None."""
     sample_ms = seconds * 1000
     try:
-        average = sample_ms if raw is None else (1 - AVERAGE_WEIGHT) * float(raw) + AVERAGE_WEIGHT * sample_ms
+        average = sample_ms if previous_ms is None else (
+            (1 - AVERAGE_WEIGHT) * float(previous_ms) + AVERAGE_WEIGHT * sample_ms)
     except ValueError:
         average = sample_ms
-    redis.set(key, f"{average:.1f}")
+    return f"{average:.1f}"
 
 
 def estimated_wait_seconds(redis, queue: str, position: int) -> float:

@@ -71,6 +71,12 @@ SAFEGUARD_REQUESTS = Counter("widip_safeguard_requests_total", "SAFEGUARD decisi
 #: Outbox rows not yet handed to the broker (most wait for a dependency that is down), at scrape time.
 OUTBOX_PENDING = Gauge("widip_outbox_pending", "Outbox rows waiting to be sent.", multiprocess_mode="mostrecent")
 
+# --- the service itself ---------------------------------------------------------------------------
+
+#: Time GET /metrics took (refreshing gauges + reading every process's files), observed by the web worker.
+METRICS_SCRAPE = Histogram("widip_metrics_scrape_seconds", "Time spent answering GET /metrics.",
+                           buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5))
+
 
 def record_safeguard(level: str | None, outcome: str) -> None:
     """Count one SAFEGUARD decision; never raises (metrics must not break a decision)."""

@@ -45,7 +45,9 @@ class Metrics:
         monitoring.refresh_gauges(self._ctx.pool, self._ctx.redis)
         resp.content_type = CONTENT_TYPE_LATEST
         resp.text = generate_latest(_registry()).decode()
-        logger.debug("metrics scraped in %.1f ms", (time.perf_counter() - started) * 1000)
+        elapsed = time.perf_counter() - started
+        metrics.METRICS_SCRAPE.observe(elapsed)  # seen by the next scrape
+        logger.debug("metrics scraped in %.1f ms", elapsed * 1000)
 
 
 def register(app, ctx):

@@ -8,15 +8,13 @@ agent runtime can record an event for the very session that fell back, and count
 from __future__ import annotations
 
 import contextvars
-import threading
+import functools
 from contextlib import contextmanager
 
 from widip.functions.llm.fallback import build_provider
 from widip.functions.llm.rules import RulesProvider
 
 _listener: contextvars.ContextVar[list | None] = contextvars.ContextVar("llm_fallbacks", default=None)
-_lock = threading.Lock()
-_cached: dict[int, object] = {}
 
 
 def _on_fallback(reason: str) -> None:
@@ -40,10 +38,16 @@ def fallback_reasons(sink: list):
         _listener.reset(token)
 
 
-def provider_for(settings):
-    """One provider per settings object per process (clients keep their connections)."""
-    key = id(settings)
-    with _lock:
-        if key not in _cached:
-            _cached[key] = build_provider(settings, RulesProvider(), on_fallback=_on_fallback)
-        return _cached[key]
+@functools.lru_cache(maxsize=16)
+def provider_for(settings, model: str | None = None, fallback=None):
+    """One provider per (settings, model, fallback) per process; clients keep their connections.
+
+    Local providers (Ollama) are wrapped so each call holds the GPU lock (DESIGN §3's safety net);
+    `fallback` defaults to the rules playbooks.
+    """
+    from widip.functions.gpu_lock import with_gpu_lock
+
+    if model:
+        settings = settings.with_overrides(ollama_model=model, anthropic_model=model)
+    provider = build_provider(settings, fallback or RulesProvider(), on_fallback=_on_fallback)
+    return with_gpu_lock(provider, settings)

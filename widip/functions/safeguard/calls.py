@@ -14,7 +14,7 @@ from datetime import timedelta
 from psycopg import Connection
 
 from widip.errors import Conflict, Forbidden, Invalid, NotFound
-from widip.functions import outbox
+from widip.functions import metrics, outbox
 from widip.functions.callers import Caller
 from widip.functions.db import Jsonb
 from widip.functions.safeguard import audit, gate
@@ -77,6 +77,7 @@ def propose(conn: Connection, *, tool_name: str, arguments, caller: Caller, poli
             "INSERT INTO safeguard_deferred_actions (call_id, tool_name, args_redacted, requested_by, requester_user_id) "
             "VALUES (%s, %s, %s, %s, %s)",
             (call_id, tool.name, Jsonb(audit.redact(arguments)), caller.label, requester_of(caller)))
+    metrics.record_safeguard(level, decision.outcome)
     logger.info("tool call %s %s: %s (%s)", call_id, tool.name, decision.outcome, decision.reason)
     return {**row, "decision_reason": decision.reason}
 
@@ -132,6 +133,7 @@ def _decide(conn: Connection, request_id: int, decider: Caller, policy: Policy, 
         if current["status"] == "pending":  # past its deadline, not yet swept
             raise Conflict(f"request {request_id} has expired")
         raise Conflict(f"request {request_id} is already {current['status']}")
+    metrics.record_safeguard(won["level"], new_status)
     return won
 
 
@@ -168,6 +170,7 @@ def expire_pending(conn: Connection) -> list[dict]:
         "UPDATE safeguard_requests SET status = 'expired', decided_at = now() "
         "WHERE status = 'pending' AND expires_at <= now() RETURNING *").fetchall()
     for request in expired:
+        metrics.record_safeguard(request["level"], "expired")
         conn.execute("UPDATE tool_calls SET status = 'expired', error = 'approval request expired', "
                      "finished_at = now() WHERE id = %s AND status = 'waiting_approval'", (request["call_id"],))
         audit.record(conn, actor="system:sweeper", action="expired", tool_name=request["tool_name"],
@@ -175,6 +178,23 @@ def expire_pending(conn: Connection) -> list[dict]:
                      outcome="expired", reason="no decision before the deadline")
         _resume_session(conn, request)
     return expired
+
+
+def resend_stuck(conn: Connection, older_than: timedelta) -> list[str]:
+    """Calls left `ready` or `running` longer than `older_than` (their message was lost with a killed
+    worker or a Redis restart): queue them again. Safe because run_tool is idempotent per call id."""
+    stuck = conn.execute(
+        "SELECT id FROM tool_calls WHERE status IN ('ready', 'running') "
+        "AND coalesce(started_at, created_at) < now() - %s", (older_than,)).fetchall()
+    for row in stuck:
+        outbox.add(conn, RUN_TOOL_ACTOR, {"call_id": str(row["id"])}, description="resend after a lost message",
+                   dedup_key=f"resend:{row['id']}:{outbox_epoch(conn)}")
+    return [str(r["id"]) for r in stuck]
+
+
+def outbox_epoch(conn: Connection) -> int:
+    """A coarse clock (10-minute buckets) so a still-stuck call is resent again later, not every minute."""
+    return int(conn.execute("SELECT extract(epoch FROM now())::bigint / 600 AS e").fetchone()["e"])
 
 
 def _resume_session(conn: Connection, request: dict) -> None:

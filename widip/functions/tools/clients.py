@@ -17,7 +17,7 @@ class Clients:
         self.settings = settings
         self.redis = redis_client
         self._built: dict[str, object] = {}
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # building AD or MySecret builds the secret store inside
 
     def _get(self, name: str, configured: bool, build):
         if not configured:

@@ -1,0 +1,174 @@
+"""Observium webhook bodies: validate, persist before answering, and find the ones no job took.
+
+Observium's `webhook` and `webhook-json` transports post every message tag as a JSON object of
+strings (research/apis.md §3; `null` for empty tags via plain `webhook`). We require only what an
+alert cannot do without — ALERT_ID, ALERT_STATE and a device (DEVICE_ID or DEVICE_HOSTNAME) — and
+keep everything else verbatim, unknown tags included.
+
+Idempotency: Observium re-sends the same notification (fallback URL, our own retries) and repeats
+`ALERT REMINDER` every interval. The key is ALERT_ID + ALERT_STATE + the notification time
+(ALERT_UNIXTIME, else ALERT_TIMESTAMP*, else a digest of the whole body), so a re-sent body is the
+same row while a reminder is a new one. The tracking id is derived from that key, so answering a
+re-sent body needs no extra read.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from psycopg import Connection
+
+from widip.errors import Invalid
+from widip.functions.db import Jsonb
+from widip.functions.observium import derive_site_and_client
+
+logger = logging.getLogger(__name__)
+
+REQUIRED = ("ALERT_ID", "ALERT_STATE")
+TIME_FIELDS = ("ALERT_UNIXTIME", "ALERT_TIMESTAMP_RFC3339", "ALERT_TIMESTAMP", "ALERT_TIMESTAMP_RFC2822")
+RECOVERY_STATES = ("RECOVER", "RECOVERY", "RECOVERED", "OK")
+MAX_FIELD_CHARS = 20_000
+#: Alerts the broker never took are re-sent after this long (the webhook sets enqueued_at right after).
+LOST_AFTER_SECONDS = 10
+#: A message taken but still unprocessed after this long is presumed lost (worker killed mid-flight).
+STALE_AFTER_SECONDS = 900
+_PHIBEE_REF = re.compile(r"\b((?:FTTH|FTTB|FTTE|ADSL|VDSL|SDSL)-[A-Z0-9]+-\d{3,})\b", re.IGNORECASE)
+_CONDITION_VALUE = re.compile(r"\s*\([^()]*\)\s*$")
+
+
+@dataclass(frozen=True)
+class AlertFacts:
+    """What the pipeline needs from one webhook body, normalised (all strings stripped, None if empty)."""
+
+    alert_id: str
+    state: str
+    recovery: bool
+    device_id: str | None
+    hostname: str
+    entity_type: str
+    entity_id: str | None
+    entity_name: str | None
+    condition: str
+    location: str | None
+    site: str | None
+    client: str | None
+    description: str | None
+    device_type: str | None
+    status_type: str | None
+    line_reference: str | None
+    operator: str | None
+    title: str | None
+
+    @property
+    def member_key(self) -> str:
+        """device × entity × condition: what "the same alert" means for de-duplication."""
+        device = self.device_id or self.hostname.lower()
+        return f"{device}|{self.entity_type}:{self.entity_id or device}|{self.condition}"
+
+    def to_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+def validate(body) -> dict:
+    """The body if it is an alert; Invalid naming the first missing or malformed field otherwise."""
+    if not isinstance(body, dict):
+        raise Invalid("the body must be a JSON object of Observium message tags")
+    for name in REQUIRED:
+        if _text(body.get(name)) is None:
+            raise Invalid(f"{name} is missing: this is not an Observium alert")
+    if _text(body.get("DEVICE_ID")) is None and _text(body.get("DEVICE_HOSTNAME")) is None:
+        raise Invalid("DEVICE_HOSTNAME is missing (and no DEVICE_ID): the alert names no device")
+    for name, value in body.items():
+        if isinstance(value, (dict, list)) and name not in ("ENTITY_GROUPS", "DEVICE_GROUPS"):
+            raise Invalid(f"{name} must be a string")
+        if isinstance(value, str) and len(value) > MAX_FIELD_CHARS:
+            raise Invalid(f"{name} is longer than {MAX_FIELD_CHARS} characters")
+    return body
+
+
+def dedup_key(body: dict) -> str:
+    moment = next((_text(body.get(f)) for f in TIME_FIELDS if _text(body.get(f))), None)
+    if moment is None:
+        moment = "body:" + hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()
+    raw = f"{_text(body['ALERT_ID'])}|{_text(body['ALERT_STATE']).upper()}|{moment}"
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+def tracking_id(key: str, received: datetime) -> str:
+    """ALT-<day>-<10 hex of the key>: the same body always gets the same id (40 bits: no clash in a day)."""
+    return f"ALT-{received:%Y%m%d}-{key[:10].upper()}"
+
+
+def accept(conn: Connection, body: dict, *, now: datetime | None = None) -> tuple[int | None, str]:
+    """Persist a validated body; return (row id, tracking id). Row id is None for an already-known body.
+
+    One INSERT … ON CONFLICT DO NOTHING, committed by the caller before answering.
+    """
+    key = dedup_key(body)
+    received = now or datetime.now(timezone.utc)
+    row = conn.execute(
+        "INSERT INTO alerts (tracking_id, dedup_key, alert_id, alert_state, device_id, hostname, body, received_at) "
+        "VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (dedup_key) DO NOTHING RETURNING id, tracking_id",
+        (tracking_id(key, received), key, _text(body["ALERT_ID"]), _text(body["ALERT_STATE"]).upper(),
+         _text(body.get("DEVICE_ID")), _text(body.get("DEVICE_HOSTNAME")), Jsonb(body), received)).fetchone()
+    if row is not None:
+        return row["id"], row["tracking_id"]
+    existing = conn.execute("SELECT id, tracking_id, enqueued_at FROM alerts WHERE dedup_key = %s", (key,)).fetchone()
+    # An already-known body whose first enqueue failed is handed back so the caller can try again.
+    return (existing["id"] if existing["enqueued_at"] is None else None), existing["tracking_id"]
+
+
+def mark_enqueued(conn: Connection, alert_ids: list[int]) -> None:
+    conn.execute("UPDATE alerts SET enqueued_at = now() WHERE id = ANY(%s)", (list(alert_ids),))
+
+
+def lost(conn: Connection, *, limit: int = 500) -> list[int]:
+    """Accepted alerts no job is working on: never enqueued (Redis was down), or taken long ago and not done."""
+    rows = conn.execute(
+        "SELECT id FROM alerts WHERE status = 'received' AND ("
+        "(enqueued_at IS NULL AND received_at < now() - make_interval(secs => %s)) OR "
+        "enqueued_at < now() - make_interval(secs => %s)) ORDER BY id LIMIT %s",
+        (LOST_AFTER_SECONDS, STALE_AFTER_SECONDS, limit)).fetchall()
+    return [r["id"] for r in rows]
+
+
+def facts(body: dict) -> AlertFacts:
+    """Normalise a stored body into AlertFacts (site and client derived like ObserviumClient does)."""
+    state = (_text(body.get("ALERT_STATE")) or "").upper()
+    status = _text(body.get("ALERT_STATUS"))
+    hostname = _text(body.get("DEVICE_HOSTNAME")) or _text(body.get("ENTITY_NAME")) or f"device-{body.get('DEVICE_ID')}"
+    location = _text(body.get("DEVICE_LOCATION"))
+    site, client = derive_site_and_client(location)
+    description = _text(body.get("DEVICE_DESCRIPTION")) or _text(body.get("ENTITY_DESCRIPTION"))
+    reference = _PHIBEE_REF.search(" ".join(filter(None, (description, _text(body.get("DEVICE_SYSNAME"))))))
+    uptime = (_text(body.get("DEVICE_UPTIME")) or "").lower()
+    status_type = next((kind for kind in ("ping", "snmp", "dns") if f"({kind})" in uptime), None)
+    return AlertFacts(
+        alert_id=_text(body.get("ALERT_ID")) or "", state=state,
+        recovery=state in RECOVERY_STATES or state.startswith("RECOVER") or status == "1",
+        device_id=_text(body.get("DEVICE_ID")), hostname=hostname,
+        entity_type=(_text(body.get("ENTITY_TYPE")) or "device").lower(), entity_id=_text(body.get("ENTITY_ID")),
+        entity_name=_text(body.get("ENTITY_NAME")), condition=normalise_condition(body.get("CONDITIONS")),
+        location=location, site=site, client=client, description=description,
+        device_type=_text(body.get("DEVICE_TYPE")), status_type=status_type,
+        line_reference=reference.group(1).upper() if reference else None,
+        operator="phibee" if (reference or "phibee" in (description or "").lower()) else None,
+        title=_text(body.get("TITLE")))
+
+
+def normalise_condition(value) -> str:
+    """"device_status equals 0 (0)" → "device_status equals 0": the observed value is not the condition."""
+    lines = [_CONDITION_VALUE.sub("", line).strip() for line in str(value or "").splitlines()]
+    return " & ".join(line for line in lines if line) or "-"
+
+
+def _text(value) -> str | None:
+    if value is None:
+        return None
+    text = str(value).strip()
+    return text or None
