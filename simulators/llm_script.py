@@ -46,6 +46,8 @@ class ScriptState:
     def reset(self) -> None:
         """Forget everything and let any hanging request go."""
         with self.lock:
+            # Requests still running from before the reset must not decrement the new counters.
+            self._generation = getattr(self, "_generation", 0) + 1
             self._release.set()
             self._release = threading.Event()
             self.script: deque[dict] = deque()
@@ -104,11 +106,13 @@ class ScriptState:
             item = self.script.popleft() if self.script else None
             config = dict(self.config)
             release = self._release
+            generation = self._generation
         try:
             yield self._play(item, config, release)
         finally:
             with self.lock:
-                self.in_flight -= 1
+                if generation == self._generation:
+                    self.in_flight -= 1
                 entry["finished_at"] = time.time()
 
     @staticmethod

@@ -320,6 +320,14 @@ class GlpiClient:
                     raise
         return found
 
+    def find_entity(self, name: str) -> int | None:
+        """The id of the entity named exactly `name` (case-insensitive), or None."""
+        if not name or not name.strip():
+            return None
+        rows = self._search("Entity", [{"field": 1, "searchtype": "contains", "value": name.strip()}], 20)
+        wanted = name.strip().lower()
+        return next((int(r["2"]) for r in rows if decode_text(str(r.get("1", ""))).strip().lower() == wanted), None)
+
     def delete_ticket(self, ticket_id: int) -> bool:
         """Move a ticket to the trash (not purged: a human can restore it)."""
         self._call("DELETE", f"Ticket/{int(ticket_id)}")

@@ -66,11 +66,10 @@ def resolve_entity(redis, clients, client: str | None, *, ask_glpi: bool) -> int
     if not ask_glpi:
         return None
     try:
-        rows = clients.glpi._search("Entity", [{"field": 1, "searchtype": "contains", "value": client}], 20)
+        found = clients.glpi.find_entity(client)
     except IntegrationError as exc:
         logger.warning("GLPI entity of %s not resolved: %s", client, exc.message)
         return None
-    found = next((int(r["2"]) for r in rows if str(r.get("1", "")).strip().lower() == client.lower()), None)
     try:
         redis.set(key, str(found) if found is not None else "-",
                   ex=ENTITY_TTL_SECONDS if found is not None else ENTITY_MISS_TTL_SECONDS)
