@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import socketserver
 import threading
+import time
 from dataclasses import dataclass
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
@@ -40,6 +41,21 @@ class RunningServer:
     def stop(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+def count_and_fault(state, req) -> int | None:
+    """For a simulator gate: count the API call, apply an injected fault (`state.fault`:
+    delay_seconds, status, times) and return the status to answer with, or None to carry on."""
+    with state.lock:
+        state.calls[f"{req.method} {req.uri_template or req.path}"] += 1
+        fault = dict(state.fault)
+        if fault.get("times") is not None:
+            state.fault["times"] = fault["times"] - 1
+            if state.fault["times"] <= 0:
+                state.fault = {}
+    if fault.get("delay_seconds"):
+        time.sleep(float(fault["delay_seconds"]))
+    return int(fault["status"]) if fault.get("status") else None
 
 
 def serve(app, host: str = "127.0.0.1", port: int = 0) -> RunningServer:

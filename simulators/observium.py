@@ -28,6 +28,8 @@ from zoneinfo import ZoneInfo
 import falcon
 import httpx
 
+from simulators.base import count_and_fault
+
 DEFAULT_USER = "observium"
 DEFAULT_PASSWORD = "observium-pass"
 DEFAULT_TOKEN = "observium-api-token"
@@ -358,17 +360,9 @@ class _Gate:
         state = self._state
         if req.path.startswith("/_sim/"):
             return
-        with state.lock:
-            state.calls[f"{req.method} {req.uri_template or req.path}"] += 1
-            fault = dict(state.fault)
-            if fault.get("times") is not None:
-                state.fault["times"] = fault["times"] - 1
-                if state.fault["times"] <= 0:
-                    state.fault = {}
-        if fault.get("delay_seconds"):
-            time.sleep(float(fault["delay_seconds"]))
-        if fault.get("status"):
-            _answer(resp, int(fault["status"]), {"status": "failed", "message": "Simulated fault"})
+        status = count_and_fault(state, req)
+        if status:
+            _answer(resp, status, {"status": "failed", "message": "Simulated fault"})
             return
         if not _authorised(req.get_header("Authorization") or "", state):
             resp.set_header("WWW-Authenticate", 'Basic realm="Observium API"')

@@ -27,6 +27,8 @@ from datetime import datetime, timezone
 
 import falcon
 
+from simulators.base import count_and_fault
+
 DEFAULT_TOKEN = "phibee-api-token"
 DEFAULT_TEST_DURATION_SECONDS = 2.0
 CONDITIONS = ("up", "down", "degraded", "cpe_unreachable")
@@ -248,17 +250,9 @@ class _Gate:
         state = self._state
         if req.path.startswith("/_sim/"):
             return
-        with state.lock:
-            state.calls[f"{req.method} {req.uri_template or req.path}"] += 1
-            fault = dict(state.fault)
-            if fault.get("times") is not None:
-                state.fault["times"] = fault["times"] - 1
-                if state.fault["times"] <= 0:
-                    state.fault = {}
-        if fault.get("delay_seconds"):
-            time.sleep(float(fault["delay_seconds"]))
-        if fault.get("status"):
-            _error(resp, int(fault["status"]), "simulated fault")
+        status = count_and_fault(state, req)
+        if status:
+            _error(resp, status, "simulated fault")
             return
         scheme, _, token = (req.get_header("Authorization") or "").partition(" ")
         if scheme.lower() != "bearer" or token.strip() != state.token:

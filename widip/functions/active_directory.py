@@ -25,7 +25,7 @@ from ldap3.utils.conv import escape_filter_chars
 from ldap3.utils.dn import parse_dn
 
 from widip.errors import ConfigError, Conflict, Invalid, PolicyDenied, Rejected, Unavailable
-from widip.functions.http_client import OUTCOME_LISTENERS
+from widip.functions.http_client import notify_outcome
 from widip.functions.passwords import DEFAULT_LENGTH, generate_password
 
 logger = logging.getLogger(__name__)
@@ -153,11 +153,7 @@ def _parse_server(server: str, use_ssl: bool) -> tuple[str, int, bool]:
 
 
 def _notify(ok: bool, started: float, error: Exception | None) -> None:
-    for listener in OUTCOME_LISTENERS:
-        try:
-            listener(SYSTEM, ok, time.perf_counter() - started, error)
-        except Exception:  # noqa: BLE001 - a broken listener must not break the call
-            logger.exception("integration outcome listener failed")
+    notify_outcome(SYSTEM, started, error, ok=ok)
 
 
 def _timed_out(exc: Exception) -> bool:

@@ -48,17 +48,17 @@ def send(client: httpx.Client, system: str, method: str, path: str, *,
     try:
         response = client.request(method, path, **kwargs)
     except httpx.TimeoutException as exc:
-        raise _done(system, started, Unavailable(system, f"timed out after {_elapsed(started):.1f} s")) from exc
+        raise notify_outcome(system, started, Unavailable(system, f"timed out after {_elapsed(started):.1f} s")) from exc
     except httpx.TransportError as exc:
-        raise _done(system, started, Unavailable(system, f"cannot connect ({type(exc).__name__})")) from exc
+        raise notify_outcome(system, started, Unavailable(system, f"cannot connect ({type(exc).__name__})")) from exc
     if response.status_code >= 500:
-        raise _done(system, started, Unavailable(
+        raise notify_outcome(system, started, Unavailable(
             system, f"server error {response.status_code}", status_code=response.status_code))
     if response.status_code >= 400 and (reject_statuses is None or reject_statuses(response)):
         code, message = describe_error(response)
-        raise _done(system, started, Rejected(
+        raise notify_outcome(system, started, Rejected(
             system, f"{response.status_code} {message}", status_code=response.status_code, code=code))
-    _done(system, started, None)
+    notify_outcome(system, started, None)
     return response
 
 
@@ -82,10 +82,15 @@ def _elapsed(started: float) -> float:
     return time.perf_counter() - started
 
 
-def _done(system: str, started: float, error: Exception | None):
+def notify_outcome(system: str, started: float, error: Exception | None, *, ok: bool | None = None) -> Exception | None:
+    """Tell every listener how a call to `system` went (clients that do not use `send` call this too).
+
+    A 4xx (`Rejected`) is the remote side answering: the system is up even though the call was refused.
+    `started` is a `time.perf_counter()` value; returns `error` so callers can `raise notify_outcome(…)`.
+    """
     elapsed = _elapsed(started)
-    # A 4xx is the remote side answering: the system is up even though this call was refused.
-    ok = error is None or isinstance(error, Rejected)
+    if ok is None:
+        ok = error is None or isinstance(error, Rejected)
     for listener in OUTCOME_LISTENERS:
         try:
             listener(system, ok, elapsed, error)

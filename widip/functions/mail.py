@@ -32,7 +32,7 @@ import aiosmtplib
 
 from widip.errors import IntegrationError, Invalid, PolicyDenied, Rejected, Unavailable
 from widip.functions import mail_templates
-from widip.functions.http_client import OUTCOME_LISTENERS
+from widip.functions.http_client import notify_outcome
 
 logger = logging.getLogger(__name__)
 
@@ -282,13 +282,7 @@ def _caused_by(exc: BaseException, kind: type) -> bool:
 
 
 def _notify(started: float, error: IntegrationError | None) -> None:
-    elapsed = time.perf_counter() - started
-    ok = error is None or isinstance(error, Rejected)
-    for listener in OUTCOME_LISTENERS:
-        try:
-            listener(SYSTEM, ok, elapsed, error)
-        except Exception:  # noqa: BLE001 - a broken listener must not break the call
-            logger.exception("integration outcome listener failed")
+    notify_outcome(SYSTEM, started, error)
 
 
 def _single_line(value: str, what: str) -> str:

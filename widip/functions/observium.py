@@ -33,6 +33,7 @@ from zoneinfo import ZoneInfo
 import httpx
 
 from widip.errors import ConfigError, Invalid, Rejected
+from widip.functions.coerce import as_text as _text, as_int as _int, as_float as _float
 from widip.functions.http_client import make_client, send
 
 logger = logging.getLogger(__name__)
@@ -323,25 +324,7 @@ def _unix(value: Any) -> datetime | None:
     return datetime.fromtimestamp(number, timezone.utc) if number else None
 
 
-def _text(value: Any) -> str | None:
-    if value is None:
-        return None
-    text = str(value).strip()
-    return text or None
 
-
-def _int(value: Any) -> int | None:
-    try:
-        return int(float(value))
-    except (TypeError, ValueError):
-        return None
-
-
-def _float(value: Any) -> float | None:
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return None
 
 
 def _flag(value: Any) -> bool:

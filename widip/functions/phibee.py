@@ -19,6 +19,7 @@ from urllib.parse import quote
 import httpx
 
 from widip.errors import ConfigError, Invalid, Rejected
+from widip.functions.coerce import as_int as _int, as_float as _float
 from widip.functions.http_client import make_client, send
 
 logger = logging.getLogger(__name__)
@@ -323,18 +324,6 @@ def _time(value: Any) -> datetime | None:
         return None
 
 
-def _int(value: Any) -> int | None:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return None
-
-
-def _float(value: Any) -> float | None:
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return None
 
 
 def _json_safe(value: Any) -> Any:

@@ -21,6 +21,23 @@ def json_body(schema: dict) -> dict:
     return {"required": True, "content": {"application/json": {"schema": schema}}}
 
 
+SECURED = [{"bearer": []}]
+AUTH_ERRORS = {"401": error("not logged in"), "403": error("not allowed")}
+
+
+def operation(summary: str, op_id: str, responses: dict, *, body: dict | None = None,
+              params: list | None = None, secured: bool = True) -> dict:
+    """One OpenAPI operation; secured ones get the bearer scheme and the 401/403 answers."""
+    spec = {"summary": summary, "operationId": op_id, "responses": {**responses, **(AUTH_ERRORS if secured else {})}}
+    if secured:
+        spec["security"] = SECURED
+    if body:
+        spec["requestBody"] = json_body(body)
+    if params:
+        spec["parameters"] = params
+    return spec
+
+
 def build_document(modules) -> dict:
     paths: dict[str, dict] = {}
     for module in modules:

@@ -17,7 +17,7 @@ from widip.functions import db
 from widip.functions.safeguard import audit, calls, deferred
 from widip.functions.safeguard.policy import LEVELS, list_config, load_policy, set_level
 from widip.http.auth import require_user
-from widip.http.openapi_doc import error, json_body, json_response
+from widip.http.openapi_doc import error, json_response, operation
 from widip.http.validation import read_json
 
 COMMENT = {"type": "object", "additionalProperties": False, "properties": {"comment": {"type": "string", "maxLength": 2000}}}
@@ -28,18 +28,11 @@ SCHEDULE = {"type": "object", "additionalProperties": False, "required": ["run_a
 LEVEL_CHANGE = {"type": "object", "additionalProperties": False, "required": ["level", "reason"],
                 "properties": {"level": {"enum": list(LEVELS)}, "reason": {"type": "string", "minLength": 3, "maxLength": 500},
                                "persona": {"enum": ["", "sentinel", "notificateur", "assist", "wibot"]}}}
-SECURED = [{"bearer": []}]
 _ID = [{"name": "item_id", "in": "path", "required": True, "schema": {"type": "integer", "minimum": 1}}]
-_COMMON = {"401": error("not logged in"), "403": error("not allowed")}
 
 
 def _op(summary, op_id, responses, body=None, params=None):
-    spec = {"summary": summary, "operationId": op_id, "security": SECURED, "responses": {**responses, **_COMMON}}
-    if body:
-        spec["requestBody"] = json_body(body)
-    if params:
-        spec["parameters"] = params
-    return spec
+    return operation(summary, op_id, responses, body=body, params=params)
 
 
 OPENAPI_PATHS = {

@@ -26,12 +26,10 @@ from widip.functions import db, identity
 from widip.functions.sentinel import alerts, maintenance, pipeline, tracker, views
 from widip.http.auth import require_user
 from widip.http.jobs import accepted
-from widip.http.openapi_doc import error, json_body, json_response
+from widip.http.openapi_doc import error, json_body, json_response, operation
 from widip.http.validation import read_json
 
 SCOPE = "webhook:observium"
-SECURED = [{"bearer": []}]
-_AUTH = {"401": error("not logged in"), "403": error("not allowed")}
 _WINDOW_ID = [{"name": "window_id", "in": "path", "required": True, "schema": {"type": "integer", "minimum": 1}}]
 WEBHOOK_REPLY = {"type": "object", "required": ["status", "tracking_id"],
                  "properties": {"status": {"const": "successful"}, "tracking_id": {"type": "string"}}}
@@ -42,15 +40,7 @@ ALERT_BODY = {"type": "object", "required": ["ALERT_ID", "ALERT_STATE"], "additi
                   "DEVICE_LOCATION", "ENTITY_TYPE", "ENTITY_ID", "CONDITIONS", "METRICS", "DURATION", "TITLE")}}
 
 
-def _op(summary, op_id, responses, *, body=None, params=None, secured=True):
-    spec = {"summary": summary, "operationId": op_id, "responses": {**responses, **(_AUTH if secured else {})}}
-    if secured:
-        spec["security"] = SECURED
-    if body:
-        spec["requestBody"] = json_body(body)
-    if params:
-        spec["parameters"] = params
-    return spec
+_op = operation
 
 
 OPENAPI_PATHS = {

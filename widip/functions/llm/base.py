@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, Sequence
 
 from widip.errors import Rejected, Unavailable
-from widip.functions.http_client import OUTCOME_LISTENERS
+from widip.functions.http_client import notify_outcome
 
 logger = logging.getLogger(__name__)
 
@@ -307,15 +307,6 @@ def extract_json_text(text: str) -> str:
 def report_outcome(system: str, started: float, error: Exception | None) -> None:
     """Tell the integration listeners (status, latency metrics) how a provider call went.
 
-    The SDK clients do not go through `http_client.send`, so providers report here instead; a 4xx
-    (`Rejected`) still means the remote side is up.
+    The SDK clients do not go through `http_client.send`, so providers report here instead.
     """
-    elapsed = time.perf_counter() - started
-    ok = error is None or isinstance(error, Rejected)
-    for listener in OUTCOME_LISTENERS:
-        try:
-            listener(system, ok, elapsed, error)
-        except Exception:  # noqa: BLE001 - a broken listener must not break the call
-            logger.exception("integration outcome listener failed")
-    if error is not None:
-        logger.warning("%s call failed after %.1f s: %s", system, elapsed, error)
+    notify_outcome(system, started, error)
