@@ -18,6 +18,7 @@ import pytest
 
 from simulators import ollama as ollama_sim
 from simulators.base import serve
+from tests.test_llm_queue import gateway_headers
 from tests.stack import free_port, poll
 from widip.config import PROJECT_ROOT
 from widip.functions import gpu_lock
@@ -52,6 +53,10 @@ def set_latency(server, ms: int) -> None:
 
 def stats(server) -> dict:
     return httpx.get(server.url + "/_sim/stats", timeout=5).json()
+
+
+def conn_url(stack) -> str:
+    return stack.env["DATABASE_URL"]
 
 
 def submit(client: httpx.Client, source: str, prompt: str, **extra) -> httpx.Response:
@@ -89,7 +94,7 @@ def test_a_sentinel_request_starts_right_after_the_call_in_progress_despite_a_ba
     set_latency(server, 200)
     env = llm_env(server)
     stack.start("web", **env)
-    with httpx.Client(base_url=stack.url, timeout=10) as client:
+    with httpx.Client(base_url=stack.url, timeout=10, headers=gateway_headers(conn_url(stack))) as client:
         # Given 30 wibot then 30 assist requests queued while the llm process is stopped
         for i in range(30):
             assert submit(client, "wibot", f"wibot-{i}").status_code == 202
@@ -117,7 +122,7 @@ def test_two_llm_processes_share_the_gpu_one_call_at_a_time_and_a_killed_holder_
     env = llm_env(server)
     stack.start("web", **env)
     second = None
-    with httpx.Client(base_url=stack.url, timeout=10) as client:
+    with httpx.Client(base_url=stack.url, timeout=10, headers=gateway_headers(conn_url(stack))) as client:
         for i in range(16):
             assert submit(client, "wibot", f"wibot-{i}").status_code == 202
             assert submit(client, "assist", f"assist-{i}").status_code == 202
@@ -179,7 +184,7 @@ def test_the_gateway_queues_answers_expires_and_calls_back_over_http(stack, olla
     hook = serve(app)
     try:
         stack.start("web", "llm", "worker", **llm_env(server, LLM_CALLBACK_ALLOWLIST="127.0.0.1"))
-        with httpx.Client(base_url=stack.url, timeout=10) as client:
+        with httpx.Client(base_url=stack.url, timeout=10, headers=gateway_headers(conn_url(stack))) as client:
             accepted = submit(client, "assist", "Imprimante bloquée à l'EHPAD Les Lilas",
                               callback_url=hook.url + "/hook")
             assert accepted.status_code == 202

@@ -70,9 +70,19 @@ def gateway(llm_settings, stub_broker):
     from widip.actors import deps as actor_deps
     from widip.http.app import create_app
 
-    client = TestClient(create_app(llm_settings))
+    client = TestClient(create_app(llm_settings), headers=gateway_headers(llm_settings.database_url))
     actor_deps.configure(llm_settings)
     return client
+
+
+def gateway_headers(database_url: str) -> dict:
+    """A service token with the gateway scope, as an internal workflow would hold."""
+    from widip.functions import db, identity
+
+    with db.connect(database_url) as conn:
+        issued = identity.create_service_token(conn, name=f"workflow-{uuid.uuid4().hex[:8]}",
+                                               scopes=["llm:gateway"], actor="test")
+    return {"Authorization": f"Bearer {issued.token}"}
 
 
 # --- classes, actors, queues --------------------------------------------------------------------
@@ -291,7 +301,8 @@ def test_an_unreachable_llm_answers_the_french_unavailable_text(gateway, stub_br
     from widip.actors import deps as actor_deps
 
     down = llm_settings.with_overrides(ollama_host="http://127.0.0.1:9")
-    client = TestClient(__import__("widip.http.app", fromlist=["create_app"]).create_app(down))
+    client = TestClient(__import__("widip.http.app", fromlist=["create_app"]).create_app(down),
+                        headers=gateway_headers(down.database_url))
     actor_deps.configure(down)
     accepted = client.simulate_post("/llm/requests", json={"source": "wibot", "prompt": "Bonjour"})
     stub_broker.join("llm.p3")
@@ -394,3 +405,17 @@ def test_a_model_the_llm_does_not_have_ends_the_request_as_failed_not_retried(ga
     failed = gateway.simulate_get(f"/llm/requests/{accepted.json['request_id']}")
     assert failed.status_code == 200
     assert failed.json["status"] == "failed" and "nope:1b" in failed.json["error"]
+
+
+def test_the_gateway_needs_a_gateway_token_or_a_logged_in_technician(llm_settings, stub_broker, people):
+    from widip.http.app import create_app
+
+    anonymous = TestClient(create_app(llm_settings))
+    body = {"source": "wibot", "prompt": "Bonjour"}
+    assert anonymous.simulate_post("/llm/requests", json=body).status_code == 401
+    assert anonymous.simulate_post("/llm/requests", json=body, headers=people.tech.headers).status_code == 202
+    from widip.functions import db, identity
+    with db.connect(llm_settings.database_url) as conn:
+        other = identity.create_service_token(conn, name="observium-hook", scopes=["webhook:observium"], actor="test")
+    wrong = anonymous.simulate_post("/llm/requests", json=body, headers={"Authorization": f"Bearer {other.token}"})
+    assert wrong.status_code == 403

@@ -6,7 +6,8 @@ import falcon
 
 from widip.actors import llm as llm_actors
 from widip.functions import llm_gateway
-from widip.http.openapi_doc import error, json_body, json_response
+from widip.http.openapi_doc import AUTH_ERRORS, SECURED, error, json_body, json_response
+from widip.http.auth import require_caller
 from widip.http.validation import read_json
 
 ACCEPTED_SCHEMA = {
@@ -34,21 +35,25 @@ OPENAPI_PATHS = {
                    "(proactif_sentinel > proactif_notificateur > assist > wibot)",
         "description": "callback_url, when given, must be http(s) on a host of LLM_CALLBACK_ALLOWLIST; "
                        "the result is POSTed to it as JSON (the GET body), redirects are not followed.",
-        "operationId": "postLlmRequest",
+        "operationId": "postLlmRequest", "security": SECURED,
         "requestBody": json_body(llm_gateway.SUBMIT_SCHEMA),
-        "responses": {"202": json_response("accepted; poll Location", ACCEPTED_SCHEMA),
+        "responses": {**AUTH_ERRORS, "202": json_response("accepted; poll Location", ACCEPTED_SCHEMA),
                       "400": error("invalid body, unknown source or refused callback URL"),
                       "503": error("queue unavailable")},
     }},
     "/llm/requests/{request_id}": {"get": {
         "summary": "The result (200, kept 5 min) or the place in the queue (202 pending)",
-        "operationId": "getLlmRequest",
+        "operationId": "getLlmRequest", "security": SECURED,
         "parameters": [{"name": "request_id", "in": "path", "required": True, "schema": {"type": "string"}}],
-        "responses": {"200": json_response("finished: done or failed", RESULT_SCHEMA),
+        "responses": {**AUTH_ERRORS, "200": json_response("finished: done or failed", RESULT_SCHEMA),
                       "202": json_response("still pending; retry in 1-2 s", ACCEPTED_SCHEMA),
                       "404": error("unknown request, or its result expired")},
     }},
 }
+
+
+#: Machine clients (internal workflows) use a service token with this scope; humans need N1.
+GATEWAY_SCOPE = "llm:gateway"
 
 
 class LlmRequests:
@@ -56,6 +61,7 @@ class LlmRequests:
         self._ctx = ctx
 
     def on_post(self, req, resp):
+        require_caller(req, 1, scopes=(GATEWAY_SCOPE,))
         body = read_json(req, llm_gateway.SUBMIT_SCHEMA)
         accepted = llm_gateway.submit(self._ctx.redis, self._ctx.settings, body,
                                       enqueue=llm_actors.enqueue_llm_entry)
@@ -69,6 +75,7 @@ class LlmRequest:
         self._ctx = ctx
 
     def on_get(self, req, resp, request_id):
+        require_caller(req, 1, scopes=(GATEWAY_SCOPE,))
         view = llm_gateway.request_status(self._ctx.redis, request_id)
         if view["status"] == "pending":
             resp.status = falcon.HTTP_202
