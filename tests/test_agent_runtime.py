@@ -193,3 +193,73 @@ def test_a_password_reset_asked_in_chat_waits_for_approval_and_ends_with_a_one_t
                         for r in conn.execute(f"SELECT * FROM {table}").fetchall())
     assert password not in dump
     assert password not in caplog.text
+
+
+def _new_session(conn, message="statut du ticket 1"):
+    from widip.functions.agent.sessions import create_session
+    from widip.functions.callers import Caller
+
+    caller = Caller(kind="ai", username="wibot", persona="wibot", on_behalf_of=None)
+    return str(create_session(conn, "wibot", caller, message)["id"])
+
+
+def _step(settings, sid, provider):
+    from datetime import timedelta
+
+    from widip.functions import db
+    from widip.functions.agent import runtime
+    from widip.functions.safeguard.policy import load_policy
+
+    pool = db.make_pool(settings.database_url)
+    try:
+        return runtime.step(pool, sid, provider, policy=load_policy(settings.policy_dir),
+                            approval_ttl=timedelta(hours=1), llm_timeout=5)
+    finally:
+        pool.close()
+
+
+def test_a_redelivered_step_applies_nothing_twice(conn, settings):
+    from widip.functions.llm.rules import RulesProvider
+
+    sid = _new_session(conn)
+    first = _step(settings, sid, RulesProvider())
+    events_after_first = conn.execute("SELECT count(*) AS n FROM agent_events WHERE session_id = %s", (sid,)).fetchone()
+    second = _step(settings, sid, RulesProvider())  # the same message delivered again before run_tool finished
+    assert (first.status, second.status) == ("waiting_tools", "waiting_tools")
+    assert conn.execute("SELECT count(*) AS n FROM agent_events WHERE session_id = %s",
+                        (sid,)).fetchone() == events_after_first
+    assert conn.execute("SELECT count(*) AS n FROM tool_calls WHERE session_id = %s", (sid,)).fetchone()["n"] == 1
+
+
+def test_two_copies_of_a_step_running_at_once_record_one_answer(conn, settings, llm_sims):
+    import threading
+
+    from widip.functions.llm import OllamaProvider
+
+    url, state = llm_sims["ollama"]
+    state.reset()
+    state.configure({"latency_ms": 300})
+    sid = _new_session(conn, "Bonjour")
+    outcomes = []
+    threads = [threading.Thread(target=lambda: outcomes.append(_step(settings, sid, OllamaProvider(url)).status))
+               for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    state.configure({"latency_ms": 0})
+    assert sorted(outcomes) == ["completed", "stale"]
+    responses = conn.execute("SELECT count(*) AS n FROM agent_events WHERE session_id = %s AND type = 'response'",
+                             (sid,)).fetchone()
+    assert responses["n"] == 1
+
+
+def test_a_session_past_its_budget_ends_with_an_error_event(conn):
+    from widip.functions.agent import runtime
+
+    sid = _new_session(conn)
+    conn.execute("UPDATE agent_sessions SET deadline = now() - interval '1 second' WHERE id = %s", (sid,))
+    assert runtime.fail_overdue(conn) == [sid]
+    types = [r["type"] for r in conn.execute("SELECT type FROM agent_events WHERE session_id = %s ORDER BY seq", (sid,))]
+    assert types[-2:] == ["error", "done"]
+    assert conn.execute("SELECT status FROM agent_sessions WHERE id = %s", (sid,)).fetchone()["status"] == "failed"
