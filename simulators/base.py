@@ -64,3 +64,13 @@ def serve(app, host: str = "127.0.0.1", port: int = 0) -> RunningServer:
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, name=f"sim-{server.server_address[1]}", daemon=True)
     thread.start()
     return RunningServer(server, thread, f"http://{host}:{server.server_address[1]}")
+
+
+def serve_until_interrupted(app, host: str, port: int, banner: str) -> None:
+    """A simulator's `main()`: serve in the foreground, print where, stop on Ctrl-C."""
+    server = serve(app, host, port)
+    print(banner.format(url=server.url), flush=True)
+    try:
+        server.thread.join()
+    except KeyboardInterrupt:
+        server.stop()

@@ -497,7 +497,7 @@ def make_app(state: State | None = None) -> falcon.App:
 
 def main(argv: list[str] | None = None) -> None:
     """`python -m simulators.glpi --port 8670 --demo`: serve until interrupted."""
-    from simulators.base import serve
+    from simulators.base import serve_until_interrupted
 
     parser = argparse.ArgumentParser(description="Local GLPI legacy REST simulator")
     parser.add_argument("--host", default="127.0.0.1")
@@ -507,13 +507,7 @@ def main(argv: list[str] | None = None) -> None:
     state = State()
     if args.demo:
         state.seed_demo()
-    server = serve(make_app(state), host=args.host, port=args.port)
-    logger.info("GLPI simulator on %s%s", server.url, PREFIX)
-    print(f"GLPI simulator: {server.url}{PREFIX}", flush=True)
-    try:
-        server.thread.join()
-    except KeyboardInterrupt:
-        server.stop()
+    serve_until_interrupted(make_app(state), args.host, args.port, "GLPI simulator: {url}" + PREFIX)
 
 
 if __name__ == "__main__":

@@ -539,7 +539,7 @@ def main(argv: list[str] | None = None) -> None:
     """`python -m simulators.observium --port 8102`: the demo story until interrupted."""
     import argparse
 
-    from simulators.base import serve
+    from simulators.base import serve_until_interrupted
 
     parser = argparse.ArgumentParser(description="Local Observium API v0 simulator")
     parser.add_argument("--host", default="127.0.0.1")
@@ -547,12 +547,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--user", default=DEFAULT_USER)
     parser.add_argument("--password", default=DEFAULT_PASSWORD)
     args = parser.parse_args(argv)
-    server = serve(make_app(State(user=args.user, password=args.password).seed_demo()), args.host, args.port)
-    print(f"Observium simulator: {server.url}/api/v0/", flush=True)
-    try:
-        server.thread.join()
-    except KeyboardInterrupt:
-        server.stop()
+    serve_until_interrupted(make_app(State(user=args.user, password=args.password).seed_demo()), args.host,
+                            args.port, "Observium simulator: {url}/api/v0/")
 
 
 if __name__ == "__main__":

@@ -390,7 +390,7 @@ def main(argv: list[str] | None = None) -> None:
     """`python -m simulators.phibee --port 8103`: the demo story until interrupted."""
     import argparse
 
-    from simulators.base import serve
+    from simulators.base import serve_until_interrupted
 
     parser = argparse.ArgumentParser(description="Local Phibee Telecom simulator (proposed API)")
     parser.add_argument("--host", default="127.0.0.1")
@@ -399,12 +399,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--test-duration", type=float, default=DEFAULT_TEST_DURATION_SECONDS)
     args = parser.parse_args(argv)
     state = State(token=args.token, test_duration_seconds=args.test_duration).seed_demo()
-    server = serve(make_app(state), args.host, args.port)
-    print(f"Phibee simulator: {server.url}", flush=True)
-    try:
-        server.thread.join()
-    except KeyboardInterrupt:
-        server.stop()
+    serve_until_interrupted(make_app(state), args.host, args.port, "Phibee simulator: {url}")
 
 
 if __name__ == "__main__":

@@ -19,7 +19,9 @@ from urllib.parse import quote
 import httpx
 
 from widip.errors import ConfigError, Invalid, Rejected
-from widip.functions.coerce import as_int as _int, as_float as _float
+from widip.functions.coerce import (
+    json_safe as _json_safe, as_int as _int, as_float as _float,
+)
 from widip.functions.http_client import make_client, send
 
 logger = logging.getLogger(__name__)
@@ -325,12 +327,3 @@ def _time(value: Any) -> datetime | None:
 
 
 
-
-def _json_safe(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
-    return value
