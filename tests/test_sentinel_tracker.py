@@ -115,3 +115,24 @@ def test_a_tick_over_5000_devices_takes_well_under_the_interval(env, observium):
     assert reconcile < 15 and with_requests < 120
     observium.state.seed_synthetic(5000, down=0)
     assert tick(env)["recovered"] == 5000 and env.redis.scard("workflow:device_down:index") == 0
+
+
+def test_a_device_back_up_before_approval_withdraws_its_alert_mail_request(env, observium, mail_sink):
+    # Given a device down 25 minutes with an L3 alert-mail request nobody approved yet
+    observium.state.set_up(204)
+    observium.state.set_down(204, since_seconds=25 * 60)
+    now = datetime.now(timezone.utc)
+    tick(env, now)
+    request = next(r for r in requests(env) if r["args_redacted"]["device"] == "sw-parc-bloc-a.widip.net")
+    # When it comes back before anyone approves
+    observium.state.set_up(204)
+    tick(env, now + timedelta(minutes=5))
+    # Then the request is closed and a late approval cannot send a stale alert
+    closed = next(r for r in requests(env) if r["id"] == request["id"])
+    assert closed["status"] == "expired" and "rétabli" in closed["decision_comment"]
+    import pytest as _pytest
+
+    from widip.errors import Conflict
+    with db.transaction(env.pool) as conn, _pytest.raises(Conflict):
+        calls.approve(conn, request["id"], approver(env), env.policy)
+    assert mail_sink.count() == 0

@@ -180,6 +180,25 @@ def expire_pending(conn: Connection) -> list[dict]:
     return expired
 
 
+def withdraw_pending(conn: Connection, call_ids: list[str], reason: str) -> list[int]:
+    """The system withdraws requests that no longer make sense (the device came back before anyone
+    approved its alert mail): they close as expired, so a late approval cannot send a stale mail."""
+    if not call_ids:
+        return []
+    withdrawn = conn.execute(
+        "UPDATE safeguard_requests SET status = 'expired', decided_by = 'system', decision_comment = %s, "
+        "decided_at = now() WHERE status = 'pending' AND call_id = ANY(%s::uuid[]) RETURNING *",
+        (reason, [str(c) for c in call_ids])).fetchall()
+    for request in withdrawn:
+        conn.execute("UPDATE tool_calls SET status = 'expired', error = %s, finished_at = now() "
+                     "WHERE id = %s AND status = 'waiting_approval'", (f"withdrawn: {reason}", request["call_id"]))
+        audit.record(conn, actor="system:sentinel", action="withdrawn", tool_name=request["tool_name"],
+                     call_id=str(request["call_id"]), request_id=request["id"], level=request["level"],
+                     outcome="expired", reason=reason)
+        metrics.record_safeguard(request["level"], "withdrawn")
+    return [r["id"] for r in withdrawn]
+
+
 def resend_stuck(conn: Connection, older_than: timedelta) -> list[str]:
     """Calls left `ready` or `running` longer than `older_than` (their message was lost with a killed
     worker or a Redis restart): queue them again. Safe because run_tool is idempotent per call id."""

@@ -54,10 +54,21 @@ def clear(redis, device_ids) -> None:
         logger.warning("device-down tracker not cleared for %d device(s): Redis unavailable", len(ids))
 
 
+#: Why an unapproved alert mail is withdrawn when its device comes back.
+RECOVERED_BEFORE_APPROVAL = "équipement rétabli avant validation de l'alerte"
+
+
 def end_episodes(conn, device_ids, now: datetime) -> list[str]:
     rows = conn.execute("UPDATE device_down_episodes SET ended_at = %s WHERE ended_at IS NULL AND device_id = ANY(%s) "
-                        "RETURNING device_id", (now, [str(d) for d in device_ids])).fetchall()
+                        "RETURNING device_id, alert_call_id", (now, [str(d) for d in device_ids])).fetchall()
+    _withdraw_alerts(conn, rows)
     return [r["device_id"] for r in rows]
+
+
+def _withdraw_alerts(conn, ended_rows) -> None:
+    """A device back up before its alert mail was approved: the request closes instead of waiting."""
+    calls.withdraw_pending(conn, [r["alert_call_id"] for r in ended_rows if r["alert_call_id"]],
+                           RECOVERED_BEFORE_APPROVAL)
 
 
 def tracked(redis) -> list[dict]:
@@ -88,7 +99,9 @@ def tick(pool, redis, clients, settings, *, policy, approval_ttl: timedelta, now
     with transaction(pool) as conn:
         episodes = _open_episodes(conn, down, now)
         ended = conn.execute("UPDATE device_down_episodes SET ended_at = %s WHERE ended_at IS NULL "
-                             "AND NOT (device_id = ANY(%s)) RETURNING device_id", (now, list(by_id))).fetchall()
+                             "AND NOT (device_id = ANY(%s)) RETURNING device_id, alert_call_id",
+                             (now, list(by_id))).fetchall()
+        _withdraw_alerts(conn, ended)
         recovered = sorted({r["device_id"] for r in ended} | _tracked_ids(redis) - set(by_id))
         requested = _request_alert_mails(conn, episodes, by_id, threshold, now, policy, approval_ttl)
         sent = _mark_sent(conn)
