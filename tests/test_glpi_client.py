@@ -202,7 +202,7 @@ def test_deleted_ticket_goes_to_the_trash(client, state):
 @pytest.mark.parametrize("query, logins", [
     ("Jeanne Dupont", ["jdupont"]),
     ("dupont", ["jdupont"]),
-    ("MMARTIN@cliniqueduparc.fr", ["mmartin"]),
+    ("MMARTIN@clinique-parc.fr", ["mmartin"]),
     ("03 87 55 60", ["lpetit", "pbernard"]),
     ("tilleuls", ["jdupont", "slefebvre"]),
     ("personne inconnue", []),

@@ -32,6 +32,8 @@ DEFAULT_MAX_BACKOFF_MS = 300_000
 DEFAULT_MAX_AGE_MS = 24 * 3600 * 1000
 #: An actor running longer than 10 min is stuck; each actor sets a tighter limit.
 DEFAULT_TIME_LIMIT_MS = 600_000
+#: How long an actor's return value stays retrievable from the results backend.
+RESULT_TTL_MS = 600_000
 #: Periodic ticks older than this when picked up are skipped: the next tick will come.
 PERIODIQ_SKIP_DELAY_S = 120
 
@@ -45,7 +47,8 @@ def build_middleware(results_backend) -> list:
         JobTracking(),
         Retries(max_retries=DEFAULT_MAX_RETRIES, min_backoff=DEFAULT_MIN_BACKOFF_MS,
                 max_backoff=DEFAULT_MAX_BACKOFF_MS),
-        Results(backend=results_backend),
+        # Every actor's return value is kept 10 min for retrieval; durable outcomes live in PostgreSQL.
+        Results(backend=results_backend, store_results=True, result_ttl=RESULT_TTL_MS),
         PeriodiqMiddleware(skip_delay=PERIODIQ_SKIP_DELAY_S),
     ]
     try:

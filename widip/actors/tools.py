@@ -11,6 +11,7 @@ from periodiq import cron
 from widip.actors.deps import deps
 from widip.errors import Unavailable
 from widip.functions import circuit, db, outbox, tool_runs
+from widip.functions.agent import sessions
 from widip.functions.safeguard import calls, deferred
 
 logger = logging.getLogger(__name__)
@@ -32,7 +33,12 @@ def flush_outbox() -> int:
 def run_tool(call_id: str) -> dict:
     """Execute one gated call (idempotent), then wake what waits on it."""
     d = deps()
-    result = tool_runs.run_call(d.pool, call_id, d.clients)
+
+    def requester(call) -> str | None:
+        with db.transaction(d.pool) as conn:
+            return sessions.verified_requester(conn, call["session_id"])
+
+    result = tool_runs.run_call(d.pool, call_id, d.clients, verified_requester=requester)
     call = result.call
     with db.transaction(d.pool) as conn:
         if call["session_id"] and call["status"] in tool_runs.FINAL:

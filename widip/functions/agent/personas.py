@@ -48,7 +48,8 @@ PERSONAS = {
         "assist",
         _COMMON + "Persona : assist. Tu traites les tickets GLPI de support : mots de passe, comptes bloqués.",
         ("glpi_get_ticket_details", "glpi_add_ticket_followup", "glpi_close_ticket", "ad_check_user",
-         "ad_unlock_account", "ad_reset_password", "mysecret_create_secret", "smtp_send_email"),
+         "ad_find_user_by_mail", "ad_unlock_account", "ad_reset_password", "mysecret_create_secret",
+         "smtp_send_email"),
         budget_seconds=120, want_confidence=True),
     "wibot": Persona(
         "wibot",

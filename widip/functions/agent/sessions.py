@@ -79,3 +79,13 @@ def public_view(session: dict) -> dict:
             "iteration": session["iteration"], "pending_request_id": session["pending_request_id"],
             "provider": session["provider"], "result": session["result"], "error": session["error"],
             "created_at": session["created_at"].isoformat(), "updated_at": session["updated_at"].isoformat()}
+
+
+def verified_requester(conn: Connection, session_id: str | None) -> str | None:
+    """The requester e-mail a session's pipeline verified in GLPI (never taken from ticket text):
+    the only external address its mails may go to."""
+    if not session_id:
+        return None
+    row = conn.execute("SELECT context->>'verified_requester' AS email FROM agent_sessions WHERE id = %s",
+                       (session_id,)).fetchone()
+    return row["email"] if row else None

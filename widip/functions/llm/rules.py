@@ -142,3 +142,7 @@ def wibot_playbook(messages: Sequence[Message], offered: set[str], json_schema: 
             and "mysecret_create_secret" in offered:
         return call("mysecret_create_secret", {"secret_handle": result["secret_handle"]})
     return answer(_summarise(tool, result), CLEAR_INTENT)
+
+
+# Playbooks of other personas register themselves on import (Sentinel's from its own package).
+from widip.functions.llm import rules_assist  # noqa: E402,F401

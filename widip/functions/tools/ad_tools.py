@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from widip.functions.active_directory import SAM_ACCOUNT_PATTERN
+from widip.functions.active_directory import EMAIL_PATTERN, SAM_ACCOUNT_PATTERN
 from widip.functions.tools.registry import Tool, obj
 
 USERNAME = {"type": "string", "pattern": SAM_ACCOUNT_PATTERN, "maxLength": 20,
@@ -20,6 +20,11 @@ TOOLS = [
          "Checks an AD account's state.",
          obj({"username": USERNAME}, ("username",)),
          lambda c, a, ctx: c.active_directory.check_user(a["username"]), read_only=True),
+    Tool("ad_find_user_by_mail", "active_directory",
+         "Trouve le compte Active Directory dont l'adresse e-mail est donnée (celle du demandeur GLPI vérifié). "
+         "Finds the AD account whose e-mail is given; null when none.",
+         obj({"email": {"type": "string", "pattern": EMAIL_PATTERN, "maxLength": 254}}, ("email",)),
+         lambda c, a, ctx: c.active_directory.find_user_by_mail(a["email"]), read_only=True),
     Tool("ad_get_user_info", "active_directory",
          "Fiche détaillée d'un compte Active Directory (service, fonction, téléphone). An AD account's details.",
          obj({"username": USERNAME}, ("username",)),
