@@ -20,7 +20,7 @@ TTL = timedelta(hours=24)
 TECH = Caller(kind="human", username="tech", accreditation=1, user_id=3)
 APPROVER = Caller(kind="human", username="approver", accreditation=3, user_id=2)
 ADMIN = Caller(kind="human", username="admin", accreditation=4, user_id=1)
-WIBOT_FOR_TECH = Caller(kind="ai", username="wibot", persona="wibot", on_behalf_of=3)
+WIBOT_FOR_TECH = Caller(kind="ai", username="wibot", persona="wibot", on_behalf_of=3, accreditation=1)
 TICKET = {"title": "Imprimante en panne", "content": "L'imprimante du 2e étage ne répond plus."}
 
 
@@ -185,7 +185,7 @@ def test_every_tool_set_to_l4_refuses_every_ai_persona(conn):
         for persona in PERSONAS:
             caller = Caller(kind="ai", username=persona, persona=persona, on_behalf_of=1 if persona == "wibot" else None)
             call = propose(conn, tool.name, _valid_args(tool.name), caller, confidence=1.0)
-            assert call["status"] == "deferred", (tool.name, persona)
+            assert call["status"] in ("deferred", "refused"), (tool.name, persona)
     assert not conn.execute("SELECT 1 FROM outbox WHERE actor_name = 'run_tool'").fetchone()
 
 
@@ -198,7 +198,7 @@ def _valid_args(name):
                "phibee_run_line_test": {"reference": "FTTH-1"}, "phibee_list_site_incidents": {"site": "Lyon"},
                "smtp_test_connection": {}, "smtp_send_email": {"to": ["a@widip.fr"], "subject": "s", "body": "b"},
                "smtp_send_alert": {"device": "r1", "duration_minutes": 21},
-               "mysecret_create_secret": {"payload": "x"}}
+               "mysecret_create_secret": {"payload": "x"}, "ad_find_user_by_mail": {"email": "a@b.fr"}}
     if name in samples:
         return samples[name]
     if name.startswith(("glpi_get_ticket", "glpi_delete")):
@@ -206,6 +206,13 @@ def _valid_args(name):
     if name.startswith("observium_"):
         return {"device": 1}
     return {"username": "jdupont"}
+
+
+def test_an_agent_cannot_call_a_tool_it_was_not_offered(conn):
+    with pytest.raises(NotFound, match="not available"):
+        propose(conn, "glpi_close_ticket", {"ticket_id": 1, "solution": "x"}, system_persona("sentinel"),
+                offered=frozenset({"observium_get_device"}))
+    assert conn.execute("SELECT count(*) AS n FROM tool_calls").fetchone()["n"] == 0
 
 
 def test_unknown_tools_and_invalid_arguments_are_refused_and_audited_before_anything_runs(conn):

@@ -11,7 +11,9 @@ from widip.functions.safeguard import gate
 from widip.functions.safeguard.policy import LEVELS, load_policy
 
 POLICY = load_policy(PROJECT_ROOT / "policy")
-WIBOT_FOR_TECH = Caller(kind="ai", username="wibot", persona="wibot", on_behalf_of=3)
+#: WIBOT acting for an N4 user: the AI rules alone decide (the user could do more by hand).
+WIBOT_FOR_ADMIN = Caller(kind="ai", username="wibot", persona="wibot", on_behalf_of=3, accreditation=4)
+WIBOT_FOR_TECH = Caller(kind="ai", username="wibot", persona="wibot", on_behalf_of=5, accreditation=1)
 
 
 def human(level):
@@ -29,11 +31,23 @@ def human(level):
     ("L4", 1.0, gate.DEFERRED),
 ])
 def test_ai_callers_follow_the_design_rules(level, confidence, outcome):
-    assert gate.decide(level, WIBOT_FOR_TECH, POLICY, confidence=confidence).outcome == outcome
+    assert gate.decide(level, WIBOT_FOR_ADMIN, POLICY, confidence=confidence).outcome == outcome
+    assert gate.decide(level, system_persona("assist"), POLICY, confidence=confidence).outcome == outcome
+
+
+@pytest.mark.parametrize("level, outcome", [
+    ("L0", gate.RUN), ("L1", gate.RUN), ("L2", gate.APPROVAL), ("L3", gate.APPROVAL), ("L4", gate.REFUSED),
+])
+def test_an_assistant_never_exceeds_the_rights_of_the_user_it_acts_for(level, outcome):
+    assert gate.decide(level, WIBOT_FOR_TECH, POLICY, confidence=0.95).outcome == outcome
+
+
+def test_an_n0_user_is_refused_every_tool():
+    assert all(gate.decide(level, human(0), POLICY).outcome == gate.REFUSED for level in LEVELS)
 
 
 @pytest.mark.parametrize("level, accreditation, outcome", [
-    ("L0", 1, gate.RUN), ("L0", 0, gate.REFUSED),
+    ("L0", 1, gate.RUN), ("L0", 0, gate.REFUSED), ("L3", 0, gate.REFUSED),
     ("L1", 1, gate.RUN),
     ("L2", 2, gate.NOTIFY), ("L2", 1, gate.APPROVAL),
     ("L3", 3, gate.RUN), ("L3", 2, gate.APPROVAL), ("L3", 1, gate.APPROVAL),
@@ -66,11 +80,11 @@ def test_no_l4_decision_ever_lets_an_ai_run_whatever_the_persona_or_confidence()
 
 def test_out_of_range_confidence_never_passes_l1():
     for confidence in (1.5, 80.0, math.inf, math.nan, -1.0):
-        assert gate.decide("L1", WIBOT_FOR_TECH, POLICY, confidence=confidence).outcome == gate.APPROVAL
+        assert gate.decide("L1", WIBOT_FOR_ADMIN, POLICY, confidence=confidence).outcome == gate.APPROVAL
 
 
 def test_approval_needs_the_accreditation_of_the_level():
     assert gate.may_approve("L3", human(3), POLICY)[0]
     assert not gate.may_approve("L3", human(2), POLICY)[0]
     assert not gate.may_approve("L4", human(3), POLICY)[0]
-    assert not gate.may_approve("L3", WIBOT_FOR_TECH, POLICY)[0]
+    assert not gate.may_approve("L3", WIBOT_FOR_ADMIN, POLICY)[0]

@@ -47,7 +47,9 @@ class Sessions:
     def on_post(self, req, resp):
         user = require_user(req, 1)
         body = read_json(req, START_SCHEMA)
-        agent = Caller(kind="ai", username="wibot", persona="wibot", on_behalf_of=user.user_id)
+        # The assistant carries the user's accreditation: the gate never lets it exceed the user's rights.
+        agent = Caller(kind="ai", username="wibot", persona="wibot", on_behalf_of=user.user_id,
+                       accreditation=user.accreditation)
         with db.transaction(self._ctx.pool) as conn:
             session = sessions.create_session(conn, "wibot", agent, body["message"])
             outbox.add(conn, CONTINUE_SESSION_ACTOR, {"session_id": str(session["id"])},

@@ -65,7 +65,8 @@ def step(pool: ConnectionPool, session_id: str, provider, *, policy: Policy, app
         for reason in fallbacks:
             add_event(conn, session_id, "thinking", fallback=True,
                       message=f"LLM indisponible ({reason}) : réponse en mode dégradé (règles).")
-        return _apply(conn, current, persona, caller, transcript, completion, policy, approval_ttl)
+        return _apply(conn, current, persona, caller, transcript, completion, policy, approval_ttl,
+                      frozenset(t.name for t in tools))
 
 
 def _prepare(conn: Connection, session_id: str):
@@ -161,7 +162,7 @@ def _complete(provider, transcript, tools, persona: Persona, timeout, fallbacks:
 
 
 def _apply(conn: Connection, session: dict, persona: Persona, caller: Caller, transcript: list[Message],
-           completion, policy: Policy, approval_ttl: timedelta) -> StepOutcome:
+           completion, policy: Policy, approval_ttl: timedelta, offered: frozenset[str]) -> StepOutcome:
     sid = str(session["id"])
     iteration = session["iteration"]
     transcript.append(completion.message())
@@ -181,7 +182,7 @@ def _apply(conn: Connection, session: dict, persona: Persona, caller: Caller, tr
             call = calls.propose(conn, tool_name=tool_call.name, arguments=tool_call.arguments, caller=caller,
                                  policy=policy, approval_ttl=approval_ttl, confidence=completion.confidence,
                                  session_id=sid, call_id=call_uuid(sid, iteration, index),
-                                 reason=f"demandé par l'agent {persona.name}")
+                                 reason=f"demandé par l'agent {persona.name}", offered=offered)
         except (Invalid, NotFound) as exc:
             add_event(conn, sid, "tool_blocked", tool=tool_call.name, error=exc.message)
             continue

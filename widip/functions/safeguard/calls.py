@@ -38,11 +38,14 @@ def requester_of(caller: Caller) -> int | None:
 
 def propose(conn: Connection, *, tool_name: str, arguments, caller: Caller, policy: Policy,
             approval_ttl: timedelta, confidence: float | None = None, session_id: str | None = None,
-            call_id: str | None = None, reason: str = "", dependency: str | None = None) -> dict:
+            call_id: str | None = None, reason: str = "", dependency: str | None = None,
+            offered: set[str] | frozenset[str] | None = None) -> dict:
     """Record a tool call and apply the gate; return the call row (with `decision` and `status`).
 
     An unknown tool or invalid arguments is refused before anything else (and audited): never an
-    execution. Proposing the same call id twice returns the first call unchanged.
+    execution. So is, for an agent, a tool it was not offered (`offered`): what a persona may use is
+    enforced here, not only by what the model was shown. Proposing the same call id twice returns the
+    first call unchanged.
     """
     call_id = call_id or str(uuid.uuid4())
     existing = conn.execute("SELECT * FROM tool_calls WHERE id = %s", (call_id,)).fetchone()
@@ -50,6 +53,8 @@ def propose(conn: Connection, *, tool_name: str, arguments, caller: Caller, poli
         return existing
     try:
         tool = get_tool(tool_name)
+        if offered is not None and tool.name not in offered:
+            raise NotFound(f"tool {tool.name!r} is not available to this agent")
         arguments = validate_arguments(tool, arguments)
     except (NotFound, Invalid) as exc:
         audit.record(conn, actor=caller.label, actor_user_id=caller.user_id, action="refused",

@@ -28,14 +28,24 @@ class Decision:
         return self.outcome in (RUN, NOTIFY)
 
 
+#: From most to least permissive: combining two decisions keeps the stricter one.
+_STRICTNESS = (RUN, NOTIFY, APPROVAL, DEFERRED, REFUSED)
+
+
 def decide(level: str, caller: Caller, policy: Policy, *, confidence: float | None = None) -> Decision:
     if level not in LEVELS:
         return Decision(REFUSED, level, f"unknown level {level!r}")
     if caller.kind == "service":
         return Decision(REFUSED, level, "service tokens cannot run tools")
-    if caller.is_ai:
-        return _decide_for_ai(level, caller, policy, confidence)
-    return _decide_for_human(level, caller, policy)
+    if not caller.is_ai:
+        return _decide_for_human(level, caller, policy)
+    decision = _decide_for_ai(level, caller, policy, confidence)
+    if caller.on_behalf_of is not None:
+        # An assistant never gets more than the human it acts for would get calling the tool directly.
+        as_human = _decide_for_human(level, caller, policy)
+        if _STRICTNESS.index(as_human.outcome) > _STRICTNESS.index(decision.outcome):
+            return Decision(as_human.outcome, level, f"{as_human.reason} (acting for user {caller.on_behalf_of})")
+    return decision
 
 
 def _decide_for_ai(level: str, caller: Caller, policy: Policy, confidence: float | None) -> Decision:
@@ -55,6 +65,8 @@ def _decide_for_ai(level: str, caller: Caller, policy: Policy, confidence: float
 
 
 def _decide_for_human(level: str, caller: Caller, policy: Policy) -> Decision:
+    if caller.accreditation < 1:
+        return Decision(REFUSED, level, "accreditation N0 is read-only: tools require N1")
     needed = policy.run_without_approval[level]
     if level == "L4":
         if caller.accreditation >= needed:

@@ -36,6 +36,7 @@ from widip.functions.safeguard import calls
 from widip.functions.safeguard.policy import Policy
 from widip.functions.sentinel import incidents
 from widip.functions.sentinel.playbook import conclude, facts_from, tool_results
+from widip.functions.tools import get_tool
 
 logger = logging.getLogger(__name__)
 
@@ -219,6 +220,10 @@ def run_agent(pool, clients, provider, incident: dict, first_message: str, *, po
     return diagnosis, source, sid
 
 
+#: What the Sentinel diagnosis may call: its persona's tools that change nothing (run inline, no notice).
+READ_ONLY_TOOLS = frozenset(name for name in (get_persona("sentinel").tools or ()) if get_tool(name).read_only)
+
+
 def _run_read(pool, clients, sid: str, incident_id: int, iteration: int, index: int, tool_call, policy: Policy,
               approval_ttl: timedelta) -> str:
     """Propose one call as Sentinel, run it inline when the gate says run; the text the model reads."""
@@ -229,7 +234,7 @@ def _run_read(pool, clients, sid: str, incident_id: int, iteration: int, index: 
         try:
             call = calls.propose(conn, tool_name=tool_call.name, arguments=tool_call.arguments, caller=caller,
                                  policy=policy, approval_ttl=approval_ttl, call_id=call_id,
-                                 reason="diagnostic Sentinel")
+                                 reason="diagnostic Sentinel", offered=READ_ONLY_TOOLS)
         except (Invalid, NotFound) as exc:
             add_event(conn, sid, "tool_blocked", tool=tool_call.name, error=exc.message)
             return json.dumps({"error": f"appel refusé : {exc.message}"}, ensure_ascii=False)
