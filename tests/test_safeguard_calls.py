@@ -283,3 +283,37 @@ def test_a_call_whose_message_was_lost_is_resent_by_the_sweep_once_per_period(co
     assert rows["n"] == 1
     fresh = propose(conn, "glpi_create_ticket", TICKET, system_persona("notificateur"))
     assert str(fresh["id"]) not in calls.resend_stuck(conn, timedelta(minutes=10))
+
+
+def test_a_timeout_after_sending_is_not_repeated_for_a_non_idempotent_tool(conn, pool, integrated_settings,
+                                                                           redis_client, glpi):
+    # Given GLPI that answers too late (the follow-up may well have been written)
+    slow = Clients(integrated_settings.with_overrides(integration_timeout_seconds=0.5), redis_client)
+    call = propose(conn, "glpi_add_ticket_followup", {"ticket_id": 1, "content": "Rappel effectué"},
+                   system_persona("notificateur"))
+    glpi.state.fault = {"delay_seconds": 1.5}
+    outcome = tool_runs.run_call(pool, str(call["id"]), slow)
+    glpi.state.fault = {}
+    # Then the call stops for a human instead of writing a second follow-up on retry
+    assert outcome.call["status"] == "unknown_outcome" and "not repeated" in outcome.call["error"]
+    assert not tool_runs.run_call(pool, str(call["id"]), slow).executed
+    slow.close()
+
+
+def test_a_refused_connection_is_retried_later_because_nothing_was_sent(conn, pool, integrated_settings,
+                                                                        redis_client):
+    import socket
+
+    from widip.errors import Unavailable
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        dead = s.getsockname()[1]
+    down = Clients(integrated_settings.with_overrides(glpi_url=f"http://127.0.0.1:{dead}/apirest.php"), redis_client)
+    call = propose(conn, "glpi_add_ticket_followup", {"ticket_id": 1, "content": "Rappel effectué"},
+                   system_persona("notificateur"))
+    with pytest.raises(Unavailable) as raised:
+        tool_runs.run_call(pool, str(call["id"]), down)
+    assert raised.value.maybe_applied is False
+    assert conn.execute("SELECT status FROM tool_calls WHERE id = %s", (call["id"],)).fetchone()["status"] == "ready"
+    down.close()

@@ -92,10 +92,20 @@ class IntegrationError(ServiceError):
 
 
 class Unavailable(IntegrationError):
-    """Raised when the external system is unreachable, slow or failing (5xx): worth retrying."""
+    """Raised when the external system is unreachable, slow or failing (5xx): worth retrying.
+
+    `maybe_applied` says whether the request may have reached the system before the failure (a read
+    timeout, a dropped connection): True unless the client knows nothing was sent (refused connection).
+    Callers must not blindly repeat a non-idempotent action when it is True.
+    """
 
     status = 503
     title = "Système externe indisponible"
+
+    def __init__(self, system: str, message: str, *, status_code: int | None = None, code: str | None = None,
+                 maybe_applied: bool = True):
+        super().__init__(system, message, status_code=status_code, code=code)
+        self.maybe_applied = maybe_applied
 
 
 class Rejected(IntegrationError):

@@ -244,7 +244,8 @@ class ActiveDirectoryClient:
                     if reused and retry_stale and attempt == 1 and not _timed_out(exc):
                         continue  # a pooled connection the DC closed meanwhile: one fresh try
                     detail = str(exc)[:160] if isinstance(exc, LDAPSocketOpenError) else type(exc).__name__
-                    error = Unavailable(SYSTEM, f"{what}: {detail} ({time.perf_counter() - started:.1f} s)")
+                    error = Unavailable(SYSTEM, f"{what}: {detail} ({time.perf_counter() - started:.1f} s)",
+                                        maybe_applied=not isinstance(exc, LDAPSocketOpenError))
                     _notify(False, started, error)
                     logger.warning("%s call failed: %s", SYSTEM, error)
                     raise error from None
@@ -263,8 +264,8 @@ class ActiveDirectoryClient:
         description = result.get("description") or "error"
         message = (result.get("message") or "").replace("\x00", "").strip()[:120]
         text = f"{what} failed: {description} ({code})" + (f" {message}" if message else "")
-        if code in _RETRYABLE_CODES or code is None:
-            return Unavailable(SYSTEM, text, code=description)
+        if code in _RETRYABLE_CODES or code is None:  # the DC answered and refused: nothing applied
+            return Unavailable(SYSTEM, text, code=description, maybe_applied=False)
         return Rejected(SYSTEM, text, code=description)
 
     def _search(self, conn: Connection, base: str, query: str, attributes, scope=SUBTREE) -> list[dict]:

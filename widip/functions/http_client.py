@@ -47,13 +47,18 @@ def send(client: httpx.Client, system: str, method: str, path: str, *,
     started = time.perf_counter()
     try:
         response = client.request(method, path, **kwargs)
+    except (httpx.ConnectError, httpx.ConnectTimeout) as exc:  # nothing was sent
+        raise notify_outcome(system, started, Unavailable(
+            system, f"cannot connect ({type(exc).__name__})", maybe_applied=False)) from exc
     except httpx.TimeoutException as exc:
         raise notify_outcome(system, started, Unavailable(system, f"timed out after {_elapsed(started):.1f} s")) from exc
     except httpx.TransportError as exc:
         raise notify_outcome(system, started, Unavailable(system, f"cannot connect ({type(exc).__name__})")) from exc
     if response.status_code >= 500:
+        # 502/503 come from a proxy or an overloaded server that did not process the request.
         raise notify_outcome(system, started, Unavailable(
-            system, f"server error {response.status_code}", status_code=response.status_code))
+            system, f"server error {response.status_code}", status_code=response.status_code,
+            maybe_applied=response.status_code not in (502, 503)))
     if response.status_code >= 400 and (reject_statuses is None or reject_statuses(response)):
         code, message = describe_error(response)
         raise notify_outcome(system, started, Rejected(

@@ -258,14 +258,18 @@ def _translate(exc: BaseException, elapsed: float) -> IntegrationError:
     if isinstance(exc, aiosmtplib.SMTPRecipientsRefused) and exc.recipients:
         exc = exc.recipients[0]
     if isinstance(exc, aiosmtplib.SMTPResponseException):
-        kind = Rejected if exc.code >= 500 else Unavailable
         text = " ".join(str(exc.message).split())[:200]
         code = "auth_failed" if isinstance(exc, aiosmtplib.SMTPAuthenticationError) else None
-        return kind(SYSTEM, f"{exc.code} {text}", status_code=exc.code, code=code)
+        if exc.code >= 500:
+            return Rejected(SYSTEM, f"{exc.code} {text}", status_code=exc.code, code=code)
+        # A 4xx reply is the relay refusing this time: the message was not accepted.
+        return Unavailable(SYSTEM, f"{exc.code} {text}", status_code=exc.code, code=code, maybe_applied=False)
     if isinstance(exc, (TimeoutError, asyncio.TimeoutError, aiosmtplib.SMTPTimeoutError)):
         return Unavailable(SYSTEM, f"timed out after {elapsed:.1f} s")
-    if isinstance(exc, (aiosmtplib.SMTPConnectError, aiosmtplib.SMTPServerDisconnected, OSError)):
-        return Unavailable(SYSTEM, f"cannot connect ({type(exc).__name__})")
+    if isinstance(exc, (aiosmtplib.SMTPConnectError, ConnectionRefusedError)):
+        return Unavailable(SYSTEM, f"cannot connect ({type(exc).__name__})", maybe_applied=False)
+    if isinstance(exc, (aiosmtplib.SMTPServerDisconnected, OSError)):
+        return Unavailable(SYSTEM, f"connection lost ({type(exc).__name__})")
     if isinstance(exc, aiosmtplib.SMTPException):
         # STARTTLS or AUTH not offered by the server: a configuration mismatch, not a passing outage.
         return Rejected(SYSTEM, " ".join(str(exc).split())[:200])

@@ -101,12 +101,29 @@ def run_call(pool: ConnectionPool, call_id: str, clients, *,
     try:
         result = execute(call["tool_name"], call["arguments"], clients, context)
     except Unavailable as exc:
+        if exc.maybe_applied and get_tool(call["tool_name"]).on_unknown_outcome == "ask_human":
+            return RunOutcome(_unknown_outcome(pool, call, exc), executed=True)
         with transaction(pool) as conn:
             conn.execute("UPDATE tool_calls SET status = 'ready', error = %s WHERE id = %s", (exc.message, call_id))
         raise
     except ServiceError as exc:
         return RunOutcome(_finish(pool, call, error=exc), executed=True)
     return RunOutcome(_finish(pool, call, result=result), executed=True)
+
+
+def _unknown_outcome(pool: ConnectionPool, call: dict, error: Unavailable) -> dict:
+    """The system failed after our request may have reached it: repeating could act twice (a second
+    mail, a second reset), so the call stops here and a human checks the target system."""
+    with transaction(pool) as conn:
+        row = conn.execute("UPDATE tool_calls SET status = 'unknown_outcome', error = %s, finished_at = now() "
+                           "WHERE id = %s RETURNING *",
+                           (f"outcome unknown ({error.message}); not repeated automatically — check the target "
+                            "system", call["id"])).fetchone()
+        audit.record(conn, actor="system:worker", action="unknown_outcome", tool_name=call["tool_name"],
+                     call_id=str(call["id"]), request_id=call["request_id"], level=call["level"],
+                     outcome="unknown_outcome", reason=error.message)
+    logger.warning("tool call %s %s: outcome unknown after %s", call["id"], call["tool_name"], error.message)
+    return row
 
 
 def _finish(pool: ConnectionPool, call: dict, *, result=None, error: ServiceError | None = None) -> dict:
