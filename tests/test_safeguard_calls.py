@@ -276,6 +276,8 @@ def test_a_crash_during_a_mail_send_is_not_repeated_but_left_for_a_human(conn, p
 def test_a_call_whose_message_was_lost_is_resent_by_the_sweep_once_per_period(conn, pool, clients, glpi):
     call = propose(conn, "glpi_create_ticket", TICKET, system_persona("notificateur"))
     conn.execute("UPDATE tool_calls SET created_at = now() - interval '1 hour' WHERE id = %s", (call["id"],))
+    assert calls.resend_stuck(conn, timedelta(minutes=10)) == []  # its outbox row still waits: not lost
+    conn.execute("UPDATE outbox SET status = 'sent'")  # relayed, then the message was lost with a worker
     assert calls.resend_stuck(conn, timedelta(minutes=10)) == [str(call["id"])]
     calls.resend_stuck(conn, timedelta(minutes=10))  # same period: no second row
     rows = conn.execute("SELECT count(*) AS n FROM outbox WHERE kwargs->>'call_id' = %s AND dedup_key LIKE 'resend:%%'",
@@ -283,6 +285,26 @@ def test_a_call_whose_message_was_lost_is_resent_by_the_sweep_once_per_period(co
     assert rows["n"] == 1
     fresh = propose(conn, "glpi_create_ticket", TICKET, system_persona("notificateur"))
     assert str(fresh["id"]) not in calls.resend_stuck(conn, timedelta(minutes=10))
+    conn.execute("UPDATE tool_calls SET created_at = now() - interval '25 hours' WHERE id = %s", (fresh["id"],))
+    assert calls.abandon_calls(conn) == [str(fresh["id"])]
+    assert conn.execute("SELECT status FROM tool_calls WHERE id = %s", (fresh["id"],)).fetchone()["status"] == "failed"
+
+
+def test_a_second_delivery_while_the_first_worker_still_runs_the_call_does_nothing(conn, pool, clients, glpi):
+    import threading
+
+    call = propose(conn, "glpi_create_ticket", TICKET, system_persona("notificateur"))
+    glpi.state.fault = {"delay_seconds": 1.0}
+    first = []
+    worker = threading.Thread(target=lambda: first.append(tool_runs.run_call(pool, str(call["id"]), clients)))
+    worker.start()
+    import time
+    time.sleep(0.4)  # the first worker is inside the GLPI call
+    second = tool_runs.run_call(pool, str(call["id"]), clients)
+    worker.join(10)
+    glpi.state.fault = {}
+    assert not second.executed and first[0].executed
+    assert first[0].call["status"] == "done" and tickets_created(glpi) == 1
 
 
 def test_a_timeout_after_sending_is_not_repeated_for_a_non_idempotent_tool(conn, pool, integrated_settings,
@@ -317,3 +339,31 @@ def test_a_refused_connection_is_retried_later_because_nothing_was_sent(conn, po
     assert raised.value.maybe_applied is False
     assert conn.execute("SELECT status FROM tool_calls WHERE id = %s", (call["id"],)).fetchone()["status"] == "ready"
     down.close()
+
+
+def test_outbox_rows_waiting_for_a_down_system_never_hold_back_the_others(conn, pool):
+    from widip.functions import outbox
+
+    for i in range(5):
+        outbox.add(conn, "run_tool", {"call_id": f"glpi-{i}"}, dependency="glpi")
+    outbox.add(conn, "run_tool", {"call_id": "ad-reset"})
+    sent = []
+    assert outbox.relay(pool, lambda name, kwargs: sent.append(kwargs["call_id"]),
+                        lambda dependency: dependency != "glpi", limit=3) == 1
+    assert sent == ["ad-reset"]
+
+
+def test_a_broker_outage_never_fails_an_outbox_row(conn, pool):
+    import redis
+
+    from widip.functions import outbox
+
+    outbox.add(conn, "run_tool", {"call_id": "x"})
+
+    def broker_down(name, kwargs):
+        raise redis.ConnectionError("Error 111 connecting to 127.0.0.1:6379")
+
+    for _ in range(outbox.MAX_SEND_ATTEMPTS + 5):
+        outbox.relay(pool, broker_down)
+    row = conn.execute("SELECT status, attempts FROM outbox").fetchone()
+    assert row["status"] == "pending" and row["attempts"] == 0

@@ -107,7 +107,13 @@ def run_diagnosis_job(job_id: str, d) -> list:
 llm_queue.register_llm_job(DIAGNOSIS_KIND, run_diagnosis_job)
 
 
-@dramatiq.actor(queue_name="default", max_retries=5, min_backoff=2_000, max_backoff=60_000, time_limit=60_000)
+#: Entity lookup + inline GLPI ticket (each ≤ 2 × INTEGRATION_TIMEOUT_SECONDS with a session to open) + DB work.
+#: notifier.UNFINISHED_AFTER must stay above it: a younger unmailed notification may still be running.
+NOTIFY_TIME_LIMIT_MS = 120_000
+
+
+@dramatiq.actor(queue_name="default", max_retries=5, min_backoff=2_000, max_backoff=60_000,
+                time_limit=NOTIFY_TIME_LIMIT_MS)
 def notify_incident(incident_id: int) -> dict:
     d = deps()
     try:
@@ -169,7 +175,7 @@ def sweep_sentinel() -> dict:
     for incident_id in todo["diagnose"]:
         if _first_in_a_while(d.redis, "diagnose", incident_id):
             start_diagnosis.send(incident_id)
-    for incident_id in todo["notify"]:
+    for incident_id in todo["notify"] + todo["mail"]:  # notify also finishes a notification stopped before its mail
         if _first_in_a_while(d.redis, "notify", incident_id):
             notify_incident.send(incident_id)
     for incident_id in todo["sync"]:

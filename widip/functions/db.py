@@ -36,7 +36,7 @@ def connect(url: str, *, autocommit: bool = False) -> psycopg.Connection:
     return psycopg.connect(url, row_factory=dict_row, autocommit=autocommit)
 
 
-def make_pool(url: str, *, min_size: int = 1, max_size: int = 8) -> ConnectionPool:
+def make_pool(url: str, *, min_size: int = 1, max_size: int = 12) -> ConnectionPool:
     """A connection pool; opened lazily so building it never blocks a process start."""
     return ConnectionPool(
         url, min_size=min_size, max_size=max_size, open=False,
@@ -44,12 +44,17 @@ def make_pool(url: str, *, min_size: int = 1, max_size: int = 8) -> ConnectionPo
     )
 
 
+def ensure_open(pool: ConnectionPool) -> ConnectionPool:
+    """Pools are created closed (start-up never blocks on the database); open on first use."""
+    if pool.closed:
+        pool.open(wait=False)
+    return pool
+
+
 @contextmanager
 def transaction(pool: ConnectionPool) -> Iterator[psycopg.Connection]:
     """Borrow a connection and run one transaction on it (commit on success, rollback on error)."""
-    if pool.closed:
-        pool.open(wait=False)
-    with pool.connection() as conn:
+    with ensure_open(pool).connection() as conn:
         yield conn
 
 

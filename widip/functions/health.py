@@ -43,6 +43,9 @@ FAILURES_KEY = "widip:glpi:health:failures"
 DOWN_SINCE_KEY = "widip:glpi:health:down_since"
 #: Set when this outage's alert mail went out: a recovery mail is owed.
 ALERTED_KEY = "widip:glpi:health:alerted"
+#: Held while one probe sends the recovery mail (concurrent probes skip it); outlives the probe's time limit.
+RECOVERY_CLAIM_KEY = "widip:glpi:health:recovery_sending"
+RECOVERY_CLAIM_TTL_SECONDS = 90
 #: The last probe's result (JSON), for monitoring.
 LAST_PROBE_KEY = "widip:glpi:health:last_probe"
 #: Outage bookkeeping survives a week without probes, then starts afresh.
@@ -122,28 +125,57 @@ def _on_down(client, pool, clients, settings, now, failures, error) -> tuple[boo
     if client.exists(ALERTED_KEY) or not client.set(ALERT_SENT_KEY, "sent", nx=True, ex=ALERT_SENT_TTL_SECONDS):
         return went_down, None
     subject, body = mail_templates.glpi_down_alert(failures=failures, last_error=error, since=_local(since))
-    if _send_alert(pool, clients, settings, "down", subject, body, f"widip-glpi-down-{int(since)}"):
-        client.set(ALERTED_KEY, repr(since), ex=STATE_TTL_SECONDS)
+    # ALERTED_KEY is set the moment SMTP accepted the mail, before the audit row: a time limit after that
+    # cannot cause a second alert. Killed during the SMTP exchange, the 5-minute ALERT_SENT_KEY holds any
+    # resend, which then carries the same Message-ID.
+    if _send_alert(pool, clients, settings, "down", subject, body, f"widip-glpi-down-{int(since)}",
+                   on_sent=lambda: client.set(ALERTED_KEY, repr(since), ex=STATE_TTL_SECONDS)):
         return went_down, "down"
     client.delete(ALERT_SENT_KEY)  # not sent: the next probe tries again
     return went_down, None
 
 
 def _on_answer(client, pool, clients, settings, now) -> tuple[bool, str | None]:
+    """End the outage; send the recovery mail if one is owed.
+
+    ALERTED_KEY ("a recovery mail is owed") is cleared only once SMTP accepted the mail, so a probe killed
+    before that leaves it for the next answer. RECOVERY_CLAIM_KEY keeps concurrent probes from sending it
+    twice; it is released when this probe stops for any reason it can see (and expires otherwise).
+    """
     since = client.getdel(DOWN_SINCE_KEY)
-    alerted = client.getdel(ALERTED_KEY)
-    if alerted is None:
-        return since is not None, None
-    began = float(since or alerted)
-    subject, body = mail_templates.glpi_recovery_alert(down_minutes=max(0, round((now - began) / 60)))
-    if _send_alert(pool, clients, settings, "recovery", subject, body, f"widip-glpi-recovery-{int(began)}"):
-        return since is not None, "recovery"
-    client.set(ALERTED_KEY, alerted, ex=STATE_TTL_SECONDS)  # still owed: the next answer retries
-    return since is not None, None
+    recovered = since is not None
+    alerted = client.get(ALERTED_KEY)
+    if alerted is None or not client.set(RECOVERY_CLAIM_KEY, alerted, nx=True, ex=RECOVERY_CLAIM_TTL_SECONDS):
+        return recovered, None
+    try:
+        began = float(alerted)  # the outage start recorded with the alert: a stable Message-ID on a resend
+        subject, body = mail_templates.glpi_recovery_alert(down_minutes=max(0, round((now - began) / 60)))
+        sent = _send_alert(pool, clients, settings, "recovery", subject, body, f"widip-glpi-recovery-{int(began)}",
+                           on_sent=lambda: _delete_if(client, ALERTED_KEY, alerted))
+    finally:
+        client.delete(RECOVERY_CLAIM_KEY)
+    return recovered, "recovery" if sent else None
 
 
-def _send_alert(pool, clients, settings, kind: str, subject: str, body: str, message_id: str) -> bool:
-    """Send one system alert and record it as an executed L2 action; False when it could not go out."""
+def _delete_if(client, key: str, value) -> None:
+    """Delete `key` only if it still holds `value` (a newer outage's flag is kept)."""
+    with client.pipeline() as pipe:
+        try:
+            pipe.watch(key)
+            if pipe.get(key) == value:
+                pipe.multi()
+                pipe.delete(key)
+                pipe.execute()
+        except redis.WatchError:
+            pass
+
+
+def _send_alert(pool, clients, settings, kind: str, subject: str, body: str, message_id: str, *,
+                on_sent=lambda: None) -> bool:
+    """Send one system alert and record it as an executed L2 action; False when it could not go out.
+
+    `on_sent` runs as soon as SMTP accepted the mail, before the audit row is written.
+    """
     recipients = list(settings.alert_mail_recipients)
     if not recipients:
         logger.warning("glpi %s alert not sent: ALERT_MAIL_RECIPIENTS is empty", kind)
@@ -153,6 +185,7 @@ def _send_alert(pool, clients, settings, kind: str, subject: str, body: str, mes
     except ServiceError as exc:
         logger.warning("glpi %s alert not sent: %s", kind, exc.message)
         return False
+    on_sent()
     with transaction(pool) as conn:
         audit.record(conn, actor=AUDIT_ACTOR, action="executed", tool_name=AUDIT_TOOL, level="L2",
                      arguments={"to": list(sent.recipients), "subject": subject, "alert": f"glpi_{kind}"},

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from typing import Callable
 
+import redis
 from psycopg import Connection
 from psycopg_pool import ConnectionPool
 
@@ -40,22 +41,25 @@ def relay(pool: ConnectionPool, send: Callable[[str, dict], None],
     A send error stops the batch (the broker is probably down) and is counted on the row.
     """
     sent = 0
-    blocked: set[str] = set()
     with transaction(pool) as conn:
+        # Rows waiting for a system that is down are left out of the batch, so they never hold back
+        # the rows behind them (an approved reset must not wait for GLPI to come back).
+        waiting = [r["dependency"] for r in conn.execute(
+            "SELECT DISTINCT dependency FROM outbox WHERE status = 'pending' AND dependency IS NOT NULL")]
+        down = [d for d in waiting if not available(d)]
         rows = conn.execute(
             "SELECT id, actor_name, kwargs, dependency, attempts FROM outbox WHERE status = 'pending' "
-            "ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED", (limit,)).fetchall()
+            "AND (dependency IS NULL OR NOT (dependency = ANY(%s))) "
+            "ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED", (down, limit)).fetchall()
         for row in rows:
-            dependency = row["dependency"]
-            if dependency and (dependency in blocked or not available(dependency)):
-                blocked.add(dependency)
-                continue
             try:
                 send(row["actor_name"], row["kwargs"])
             except Exception as exc:  # noqa: BLE001 - recorded on the row, retried by the next relay
-                status = "failed" if row["attempts"] + 1 >= MAX_SEND_ATTEMPTS else "pending"
-                conn.execute("UPDATE outbox SET attempts = attempts + 1, last_error = %s, status = %s WHERE id = %s",
-                             (f"{type(exc).__name__}: {exc}"[:500], status, row["id"]))
+                # The broker being down is not the row's fault: only other errors count towards failing it.
+                broker_down = isinstance(exc, (redis.ConnectionError, redis.TimeoutError, OSError))
+                status = "failed" if not broker_down and row["attempts"] + 1 >= MAX_SEND_ATTEMPTS else "pending"
+                conn.execute("UPDATE outbox SET attempts = attempts + %s, last_error = %s, status = %s WHERE id = %s",
+                             (0 if broker_down else 1, f"{type(exc).__name__}: {exc}"[:500], status, row["id"]))
                 logger.warning("outbox row %s not sent: %s", row["id"], type(exc).__name__)
                 break
             conn.execute("UPDATE outbox SET status = 'sent', sent_at = now(), attempts = attempts + 1 WHERE id = %s",

@@ -20,7 +20,7 @@ from psycopg_pool import ConnectionPool
 
 from widip.errors import IntegrationError, PolicyDenied, ServiceError, Unavailable
 from widip.functions.callers import Caller
-from widip.functions.db import Jsonb, transaction
+from widip.functions.db import Jsonb, ensure_open, transaction
 from widip.functions.safeguard import audit
 from widip.functions.tools import ToolContext, execute, get_tool
 
@@ -84,13 +84,37 @@ def _claim(conn: Connection, call_id: str) -> tuple[str, dict]:
     return "run", call
 
 
+#: Advisory-lock class for "a worker is executing this call" (the key is a hash of the call id).
+EXECUTION_LOCK_CLASS = 0x7463  # "tc"
+
+
 def run_call(pool: ConnectionPool, call_id: str, clients, *,
              verified_requester: Callable[[dict], str | None] = lambda call: None) -> RunOutcome:
     """Run the call if it is due; return the call row as it ends up. Idempotent.
 
-    Raises Unavailable (after putting the call back to `ready`) when the external system is down,
+    A PostgreSQL session advisory lock is held while a worker executes the call: a second delivery
+    of the same message finds it taken and leaves the call to the live worker, while a lock that
+    vanished with a killed worker lets the redelivery treat `running` as a crash. Raises Unavailable
+    (after putting the call back to `ready`) when the external system is down and nothing was sent,
     so the actor's retries try again later.
     """
+    with ensure_open(pool).connection() as lock_conn:
+        lock_conn.autocommit = True
+        taken = lock_conn.execute("SELECT pg_try_advisory_lock(%s, hashtext(%s)) AS got",
+                                  (EXECUTION_LOCK_CLASS, str(call_id))).fetchone()["got"]
+        if not taken:
+            with transaction(pool) as conn:
+                busy = conn.execute("SELECT * FROM tool_calls WHERE id = %s", (call_id,)).fetchone()
+            logger.info("tool call %s is being executed by another worker", call_id)
+            return RunOutcome(busy, executed=False)
+        try:
+            return _run_locked(pool, call_id, clients, verified_requester)
+        finally:
+            lock_conn.execute("SELECT pg_advisory_unlock(%s, hashtext(%s))", (EXECUTION_LOCK_CLASS, str(call_id)))
+            lock_conn.autocommit = False
+
+
+def _run_locked(pool: ConnectionPool, call_id: str, clients, verified_requester) -> RunOutcome:
     with transaction(pool) as conn:
         verdict, call = _claim(conn, call_id)
     if verdict != "run":

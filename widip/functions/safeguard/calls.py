@@ -207,13 +207,33 @@ def withdraw_pending(conn: Connection, call_ids: list[str], reason: str) -> list
 def resend_stuck(conn: Connection, older_than: timedelta) -> list[str]:
     """Calls left `ready` or `running` longer than `older_than` (their message was lost with a killed
     worker or a Redis restart): queue them again. Safe because run_tool is idempotent per call id."""
+    abandon_calls(conn)
     stuck = conn.execute(
-        "SELECT id FROM tool_calls WHERE status IN ('ready', 'running') "
-        "AND coalesce(started_at, created_at) < now() - %s", (older_than,)).fetchall()
+        "SELECT c.id FROM tool_calls c WHERE c.status IN ('ready', 'running') "
+        "AND coalesce(c.started_at, c.created_at) < now() - %s "
+        "AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.status = 'pending' AND o.kwargs->>'call_id' = c.id::text)",
+        (older_than,)).fetchall()
     for row in stuck:
         outbox.add(conn, RUN_TOOL_ACTOR, {"call_id": str(row["id"])}, description="resend after a lost message",
                    dedup_key=f"resend:{row['id']}:{outbox_epoch(conn)}")
     return [str(r["id"]) for r in stuck]
+
+
+#: A call nobody could run for this long is given up: acting a day late is worse than not acting.
+ABANDON_AFTER = timedelta(hours=24)
+
+
+def abandon_calls(conn: Connection) -> list[str]:
+    """Calls still not run after ABANDON_AFTER end as failed (never started) or unknown (interrupted)."""
+    rows = conn.execute(
+        "UPDATE tool_calls SET status = CASE WHEN status = 'running' THEN 'unknown_outcome' ELSE 'failed' END, "
+        "error = 'abandoned: not run within 24 h', finished_at = now() "
+        "WHERE status IN ('ready', 'running') AND created_at < now() - %s RETURNING *", (ABANDON_AFTER,)).fetchall()
+    for call in rows:
+        audit.record(conn, actor="system:sweeper", action="abandoned", tool_name=call["tool_name"],
+                     call_id=str(call["id"]), level=call["level"], outcome=call["status"],
+                     reason="not run within 24 h")
+    return [str(c["id"]) for c in rows]
 
 
 def outbox_epoch(conn: Connection) -> int:

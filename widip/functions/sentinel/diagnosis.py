@@ -32,7 +32,7 @@ from widip.functions.agent.sessions import add_event, create_session
 from widip.functions.callers import system_persona
 from widip.functions.db import Jsonb, transaction
 from widip.functions.llm.base import Message, ToolSpec, extract_json_text
-from widip.functions.safeguard import calls
+from widip.functions.safeguard import audit, calls
 from widip.functions.safeguard.policy import Policy
 from widip.functions.sentinel import incidents
 from widip.functions.sentinel.playbook import conclude, facts_from, tool_results
@@ -249,6 +249,7 @@ def _run_read(pool, clients, sid: str, incident_id: int, iteration: int, index: 
         row = tool_runs.run_call(pool, call_id, clients).call
     except IntegrationError as exc:
         row = {"status": "failed", "error": exc.message, "result": None}
+        _abandon(pool, call_id, tool_call.name, exc.message)
     with transaction(pool) as conn:
         ok = row["status"] == "done"
         add_event(conn, sid, "tool_result", tool=tool_call.name, success=ok, call_id=call_id,
@@ -256,6 +257,18 @@ def _run_read(pool, clients, sid: str, incident_id: int, iteration: int, index: 
     if row["status"] == "done":
         return json.dumps(row["result"], ensure_ascii=False, default=str)
     return json.dumps({"error": row["error"] or f"appel {row['status']}"}, ensure_ascii=False)
+
+
+def _abandon(pool, call_id: str, tool_name: str, error: str) -> None:
+    """Close a read the diagnosis gave up on (run_call put it back to `ready` for a retry that will not come):
+    left `ready`, the stuck-call sweep would re-run it every 10 minutes long after the diagnosis ended."""
+    with transaction(pool) as conn:
+        closed = conn.execute("UPDATE tool_calls SET status = 'failed', error = %s, finished_at = now() "
+                              "WHERE id = %s AND status = 'ready' RETURNING level", (error[:500], call_id)).fetchone()
+        if closed:
+            audit.record(conn, actor="system:sentinel", action="failed", tool_name=tool_name, call_id=call_id,
+                         level=closed["level"], outcome="failed",
+                         reason=f"unavailable during the diagnosis, not retried: {error}"[:500])
 
 
 def _finish_session(pool, sid: str, transcript: list[Message], diagnosis: dict, source: str,

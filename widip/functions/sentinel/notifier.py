@@ -9,7 +9,13 @@ Circuit breaker ("Mode Dégradé"): with GLPI down the ticket call is proposed w
 ticket is pending. With GLPI up the ticket call runs inline (its outbox row is claimed), so the
 team mail can quote the ticket number; if GLPI fails right then, the call goes back to the outbox.
 Follow-ups (late devices, flapping, recovery) need the ticket id: `sync` records it once the ticket
-call is done and is re-run by the Sentinel sweeper until nothing is left to announce.
+call is done and is re-run by the Sentinel sweeper until nothing is left to announce. A ticket call
+that ended without a ticket (failed, refused, expired, unknown outcome) is recorded once as
+`ticket_failed_at` with a timeline event (see `ticket_failures`) and no longer synced.
+
+The ticket request (`notified_at`) and the team mail (`mailed_at`) are two commits around the GLPI
+call: a worker killed in between leaves `mailed_at` NULL, and the next `notify` (the actor's retry or
+the sweeper, once UNFINISHED_AFTER has passed) requests the mail — its call id is fixed, so once.
 
 Plain text written here is French (texts.py); an incident_logs row and the workflow metrics close
 the run ("Validation & log").
@@ -35,6 +41,9 @@ logger = logging.getLogger(__name__)
 _IDS = uuid.UUID("0d7a1f3e-61c2-4f0b-8e51-6e6f74696669")
 ENTITY_KEY = "widip:sentinel:glpi_entity:{client}"
 ENTITY_TTL_SECONDS, ENTITY_MISS_TTL_SECONDS = 86_400, 600
+#: A notification requested longer ago than the notify actor's time limit (120 s) but never mailed has
+#: stopped (killed during the GLPI call); younger, it may still be running: do not mail without its ticket.
+UNFINISHED_AFTER = timedelta(seconds=150)
 
 
 @dataclass(frozen=True)
@@ -80,10 +89,17 @@ def resolve_entity(redis, clients, client: str | None, *, ask_glpi: bool) -> int
 
 def notify(pool, redis, clients, settings, incident_id: int, *, policy: Policy, approval_ttl: timedelta,
            now: datetime | None = None) -> Notified:
-    """Open the ticket and mail the team for a diagnosed incident (idempotent)."""
+    """Open the ticket and mail the team for a diagnosed incident (idempotent).
+
+    Two commits: the ticket request (`notified_at`), then the team mail and log (`mailed_at`). A run that
+    died in between (time limit or kill during the inline GLPI call) is finished by the next `notify`.
+    """
     now = now or datetime.now(timezone.utc)
     with transaction(pool) as conn:
         incident = incidents.get_incident(conn, incident_id)
+        if (incident is not None and incident["notified_at"] is not None and incident["mailed_at"] is None
+                and now - incident["notified_at"] >= UNFINISHED_AFTER):
+            return complete(pool, settings, incident_id, policy=policy, approval_ttl=approval_ttl, now=now)
         if incident is None or incident["notified_at"] is not None:
             return Notified(incident_id, "already", incident and incident["ticket_id"])
         if incident["diagnosis"] is None:
@@ -120,13 +136,68 @@ def notify(pool, redis, clients, settings, incident_id: int, *, policy: Policy, 
     ticket_id, pending = None, ("glpi_down" if degraded else "approval" if call["status"] == "waiting_approval" else None)
     if inline:
         ticket_id, pending = _create_inline(pool, clients, incident_id, ticket_call)
+    return complete(pool, settings, incident_id, policy=policy, approval_ttl=approval_ttl, now=now,
+                    ticket_id=ticket_id, pending=pending)
+
+
+def complete(pool, settings, incident_id: int, *, policy: Policy, approval_ttl: timedelta, now: datetime,
+             ticket_id: int | None = None, pending: str | None = None) -> Notified:
+    """The second half of `notify`: record the ticket, request the team mail, write the log (once).
+
+    Called by `notify` right after the ticket, or by a later `notify` when the first one stopped before
+    the mail: then what the ticket became is read from its call (`pending` is derived from it).
+    """
     with transaction(pool) as conn:
+        incident = incidents.get_incident(conn, incident_id, lock=True)
         if ticket_id:
             _record_ticket(conn, incident_id, ticket_id)
+        if incident["mailed_at"] is not None:
+            return Notified(incident_id, "already", ticket_id or incident["ticket_id"])
+        call = conn.execute("SELECT id, status, result, error FROM tool_calls WHERE id = %s",
+                            (incident["ticket_call_id"],)).fetchone()
+        if ticket_id is None:
+            ticket_id, pending = _ticket_state(conn, incident, call, pending)
+        if pending == "failed" and call is not None:
+            _mark_ticket_failed(conn, incident_id, call)
+        diagnosis = incident["diagnosis"]
+        members = [m for m in incidents.members(conn, incident_id) if m["announced"]]
         _mail_team(conn, settings, incident, members, diagnosis, ticket_id, pending, policy, approval_ttl)
         _log(conn, incident, diagnosis, ticket_id, now)
+        conn.execute("UPDATE incidents SET mailed_at = %s WHERE id = %s", (now, incident_id))
     _count_success(incident, now)
     return Notified(incident_id, "notified", ticket_id, pending == "glpi_down")
+
+
+def _ticket_state(conn, incident: dict, call: dict | None, pending: str | None) -> tuple[int | None, str | None]:
+    """(ticket id, pending reason) as the ticket call stands now; records a ticket created meanwhile."""
+    if incident["ticket_id"]:
+        return int(incident["ticket_id"]), None
+    if call is None:
+        return None, pending
+    if call["status"] == "done" and (call["result"] or {}).get("ticket_id"):
+        ticket_id = int(call["result"]["ticket_id"])
+        _record_ticket(conn, incident["id"], ticket_id)
+        return ticket_id, None
+    if call["status"] in tool_runs.FINAL:
+        return None, "failed"
+    if call["status"] == "waiting_approval":
+        return None, "approval"
+    return None, pending or ("glpi_down" if incident["degraded"] else None)
+
+
+def _mark_ticket_failed(conn, incident_id: int, call: dict) -> bool:
+    """Record, once, that this incident's ticket will not be created automatically (shown, not retried)."""
+    marked = conn.execute("UPDATE incidents SET ticket_failed_at = now() WHERE id = %s AND ticket_failed_at IS NULL "
+                          "AND ticket_id IS NULL RETURNING tracking_id", (incident_id,)).fetchone()
+    if marked:
+        logger.warning("ticket of incident %s (%s) not created: call %s ended %s", incident_id,
+                       marked["tracking_id"], call["id"], call["status"])
+        incidents.event(conn, incident_id, "ticket_failed",
+                        f"Le ticket GLPI n'a pas été créé (appel {call['status']}"
+                        + (f" : {str(call['error'])[:300]}" if call.get("error") else "")
+                        + "). À créer manuellement ; les suivis de cet incident ne seront pas publiés.",
+                        call_id=str(call["id"]), status=call["status"])
+    return bool(marked)
 
 
 def _create_inline(pool, clients, incident_id: int, ticket_call: str) -> tuple[int | None, str | None]:
@@ -212,9 +283,13 @@ def sync(pool, incident_id: int, *, policy: Policy, approval_ttl: timedelta) -> 
         if incident is None or incident["ticket_call_id"] is None:
             return posted
         if incident["ticket_id"] is None:
-            call = conn.execute("SELECT status, result FROM tool_calls WHERE id = %s",
+            call = conn.execute("SELECT id, status, result, error FROM tool_calls WHERE id = %s",
                                 (incident["ticket_call_id"],)).fetchone()
-            if not call or call["status"] != "done" or not call["result"]:
+            if call and call["status"] in tool_runs.FINAL and not (call["result"] or {}).get("ticket_id"):
+                if _mark_ticket_failed(conn, incident_id, call):
+                    posted.append("ticket_failed")
+                return posted
+            if not call or call["status"] != "done":
                 return posted
             _record_ticket(conn, incident_id, int(call["result"]["ticket_id"]))
             incident = incidents.get_incident(conn, incident_id)
@@ -251,18 +326,42 @@ def _followup(conn, incident: dict, ticket_id: int, purpose: str, content: str, 
                     + content.split("\n")[0][:200], call_id=followup_call)
 
 
+#: A ticket call in one of these states, without a ticket id, will never give one (SQL twin of the Python test).
+_TICKET_LOST = ("(c.status = ANY(%(final)s) AND (c.status <> 'done' OR c.result->'ticket_id' IS NULL "
+                "OR jsonb_typeof(c.result->'ticket_id') = 'null'))")
+
+
 def needing_attention(conn, *, now: datetime | None = None, limit: int = 200) -> dict[str, list[int]]:
-    """Incidents whose next step seems lost (no diagnosis, not notified) or that have follow-ups due."""
+    """Incidents whose next step seems lost (no diagnosis, not notified, notified but never mailed) or that
+    have something for `sync` to do. An incident whose ticket call ended without a ticket is synced once
+    (which records it as failed: `ticket_failed_at`, a timeline event) and then left out for good."""
     now = now or datetime.now(timezone.utc)
     stale = now - timedelta(minutes=2)
     undiagnosed = conn.execute("SELECT id FROM incidents WHERE diagnosis IS NULL AND opened_at < %s ORDER BY id "
                                "LIMIT %s", (stale, limit)).fetchall()
     unnotified = conn.execute("SELECT id FROM incidents WHERE diagnosis IS NOT NULL AND notified_at IS NULL "
                               "AND diagnosed_at < %s ORDER BY id LIMIT %s", (stale, limit)).fetchall()
+    unmailed = conn.execute("SELECT id FROM incidents WHERE notified_at IS NOT NULL AND mailed_at IS NULL "
+                            "AND notified_at < %s ORDER BY id LIMIT %s", (now - UNFINISHED_AFTER, limit)).fetchall()
     due = conn.execute(
-        "SELECT i.id FROM incidents i WHERE i.ticket_call_id IS NOT NULL AND ("
-        "i.ticket_id IS NULL OR (i.status = 'recovered' AND NOT i.recovery_announced) OR "
+        "SELECT i.id FROM incidents i LEFT JOIN tool_calls c ON c.id = i.ticket_call_id "
+        "WHERE i.ticket_call_id IS NOT NULL AND CASE WHEN i.ticket_id IS NULL "
+        f"THEN NOT coalesce({_TICKET_LOST}, false) OR i.ticket_failed_at IS NULL "
+        "ELSE (i.status = 'recovered' AND NOT i.recovery_announced) OR "
         "(i.kind = 'flapping' AND NOT i.flapping_announced) OR EXISTS (SELECT 1 FROM incident_members m "
-        "WHERE m.incident_id = i.id AND NOT m.announced)) ORDER BY i.id LIMIT %s", (limit,)).fetchall()
+        "WHERE m.incident_id = i.id AND NOT m.announced) END ORDER BY i.id LIMIT %(limit)s",
+        {"final": list(tool_runs.FINAL), "limit": limit}).fetchall()
     return {"diagnose": [r["id"] for r in undiagnosed], "notify": [r["id"] for r in unnotified],
-            "sync": [r["id"] for r in due]}
+            "mail": [r["id"] for r in unmailed], "sync": [r["id"] for r in due]}
+
+
+def ticket_failures(conn, *, limit: int = 50) -> dict:
+    """Incidents whose GLPI ticket was never created (a technician must open it): for monitoring."""
+    rows = conn.execute(
+        "SELECT i.id, i.tracking_id, i.client, i.primary_hostname, i.ticket_failed_at, c.status AS call_status, "
+        "c.error FROM incidents i LEFT JOIN tool_calls c ON c.id = i.ticket_call_id "
+        "WHERE i.ticket_failed_at IS NOT NULL AND i.ticket_id IS NULL ORDER BY i.ticket_failed_at DESC LIMIT %s",
+        (limit,)).fetchall()
+    total = conn.execute("SELECT count(*) AS n FROM incidents WHERE ticket_failed_at IS NOT NULL "
+                         "AND ticket_id IS NULL").fetchone()["n"]
+    return {"count": total, "recent": [{**r, "ticket_failed_at": r["ticket_failed_at"].isoformat()} for r in rows]}

@@ -66,6 +66,8 @@ def mail_body(incident: dict, members: list[dict], diagnosis: dict, *, ticket_id
                   "automatiquement dès le retour de GLPI.")
     elif pending == "approval":
         ticket = "Ticket GLPI : en attente de validation SAFEGUARD."
+    elif pending == "failed":
+        ticket = "Ticket GLPI : la création automatique a échoué — merci de créer le ticket manuellement."
     else:
         ticket = "Ticket GLPI : en cours de création."
     return "\n".join([
