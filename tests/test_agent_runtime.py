@@ -263,3 +263,15 @@ def test_a_session_past_its_budget_ends_with_an_error_event(conn):
     types = [r["type"] for r in conn.execute("SELECT type FROM agent_events WHERE session_id = %s ORDER BY seq", (sid,))]
     assert types[-2:] == ["error", "done"]
     assert conn.execute("SELECT status FROM agent_sessions WHERE id = %s", (sid,)).fetchone()["status"] == "failed"
+
+
+def test_a_quiet_session_is_nudged_so_a_lost_continuation_never_strands_it(conn):
+    from widip.functions.agent import runtime
+
+    sid = _new_session(conn)
+    assert runtime.nudge_quiet(conn) == []
+    conn.execute("UPDATE agent_sessions SET updated_at = now() - interval '10 minutes' WHERE id = %s", (sid,))
+    assert runtime.nudge_quiet(conn) == [sid]
+    runtime.nudge_quiet(conn)
+    rows = conn.execute("SELECT count(*) AS n FROM outbox WHERE dedup_key LIKE %s", (f"nudge:{sid}:%",)).fetchone()
+    assert rows["n"] == 1

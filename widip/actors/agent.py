@@ -49,6 +49,9 @@ def continue_session(session_id: str) -> None:
 @dramatiq.actor(queue_name="default", periodic=cron("* * * * *"), max_retries=0,
                 time_limit=30_000)
 def sweep_sessions() -> dict:
-    """Each minute: end sessions past their budget with an error event (none hangs silently)."""
+    """Each minute: end sessions past their budget with an error event (none hangs silently) and wake
+    quiet ones whose continuation may have been lost."""
     with db.transaction(deps().pool) as conn:
-        return {"failed": runtime.fail_overdue(conn)}
+        outcome = {"failed": runtime.fail_overdue(conn), "nudged": runtime.nudge_quiet(conn)}
+    flush_outbox()
+    return outcome

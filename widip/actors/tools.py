@@ -39,15 +39,8 @@ def run_tool(call_id: str) -> dict:
             return sessions.verified_requester(conn, call["session_id"])
 
     result = tool_runs.run_call(d.pool, call_id, d.clients, verified_requester=requester)
-    call = result.call
-    with db.transaction(d.pool) as conn:
-        if call["session_id"] and call["status"] in tool_runs.FINAL:
-            outbox.add(conn, calls.CONTINUE_SESSION_ACTOR, {"session_id": str(call["session_id"])},
-                       dedup_key=f"resume:{call['id']}:{call['status']}")
-        if result.executed and call["decision"] == "notify":
-            outbox.add(conn, "notify_approvers", {"call_id": call_id}, dedup_key=f"notify:{call_id}")
-    flush_outbox()
-    return {"call_id": call_id, "status": call["status"]}
+    flush_outbox()  # what the finished call queued: the session's next step, the L2 notice
+    return {"call_id": call_id, "status": result.call["status"]}
 
 
 @dramatiq.actor(queue_name="default", periodic=cron("* * * * *"), max_retries=0, time_limit=60_000)

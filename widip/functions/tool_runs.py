@@ -19,6 +19,7 @@ from psycopg import Connection
 from psycopg_pool import ConnectionPool
 
 from widip.errors import IntegrationError, PolicyDenied, ServiceError, Unavailable
+from widip.functions import outbox
 from widip.functions.callers import Caller
 from widip.functions.db import Jsonb, ensure_open, transaction
 from widip.functions.safeguard import audit
@@ -48,7 +49,10 @@ def _approval_problem(conn: Connection, call: dict) -> str | None:
         return "no approval on record"
     if request["args_hash"] != audit.args_hash(call["arguments"]) or call["args_hash"] != request["args_hash"]:
         return "arguments differ from what was approved"
-    expired = conn.execute("SELECT %s <= now() AS expired", (request["expires_at"],)).fetchone()["expired"]
+    # An approval is valid as long after the decision as the request could wait for one (default 24 h),
+    # so a call approved just before its deadline still runs if it waits for a system to come back.
+    expired = conn.execute("SELECT %s + (%s - %s) <= now() AS expired",
+                           (request["decided_at"], request["expires_at"], request["created_at"])).fetchone()["expired"]
     if expired:
         return "the approval has expired"
     return None
@@ -71,6 +75,7 @@ def _claim(conn: Connection, call_id: str) -> tuple[str, dict]:
         audit.record(conn, actor="system:worker", action="unknown_outcome", tool_name=call["tool_name"],
                      call_id=call_id, level=call["level"], outcome="unknown_outcome",
                      reason="worker interrupted during the external call; a human must check")
+        _queue_followers(conn, call, notify=False)
         return "unknown", call
     problem = _approval_problem(conn, call)
     if problem:
@@ -78,6 +83,7 @@ def _claim(conn: Connection, call_id: str) -> tuple[str, dict]:
                             "WHERE id = %s RETURNING *", (problem, call_id)).fetchone()
         audit.record(conn, actor="system:worker", action="refused", tool_name=call["tool_name"], call_id=call_id,
                      request_id=call["request_id"], level=call["level"], outcome="refused", reason=problem)
+        _queue_followers(conn, call, notify=False)
         return "final", call
     call = conn.execute("UPDATE tool_calls SET status = 'running', attempts = attempts + 1, started_at = now() "
                         "WHERE id = %s RETURNING *", (call_id,)).fetchone()
@@ -135,6 +141,16 @@ def _run_locked(pool: ConnectionPool, call_id: str, clients, verified_requester)
     return RunOutcome(_finish(pool, call, result=result), executed=True)
 
 
+def _queue_followers(conn, call: dict, *, notify: bool) -> None:
+    """What waits on a finished call, queued in the same transaction that finishes it: the agent
+    session's next step, and for L2 the notice to approvers."""
+    if call["session_id"]:
+        outbox.add(conn, "continue_session", {"session_id": str(call["session_id"])},
+                   dedup_key=f"resume:{call['id']}:{call['status']}")
+    if notify:
+        outbox.add(conn, "notify_approvers", {"call_id": str(call["id"])}, dedup_key=f"notify:{call['id']}")
+
+
 def _unknown_outcome(pool: ConnectionPool, call: dict, error: Unavailable) -> dict:
     """The system failed after our request may have reached it: repeating could act twice (a second
     mail, a second reset), so the call stops here and a human checks the target system."""
@@ -146,6 +162,7 @@ def _unknown_outcome(pool: ConnectionPool, call: dict, error: Unavailable) -> di
         audit.record(conn, actor="system:worker", action="unknown_outcome", tool_name=call["tool_name"],
                      call_id=str(call["id"]), request_id=call["request_id"], level=call["level"],
                      outcome="unknown_outcome", reason=error.message)
+        _queue_followers(conn, row, notify=False)
     logger.warning("tool call %s %s: outcome unknown after %s", call["id"], call["tool_name"], error.message)
     return row
 
@@ -160,6 +177,7 @@ def _finish(pool: ConnectionPool, call: dict, *, result=None, error: ServiceErro
              call["id"])).fetchone()
         conn.execute("UPDATE safeguard_deferred_actions SET status = %s WHERE call_id = %s AND status = 'running'",
                      ("failed" if error else "executed", call["id"]))
+        _queue_followers(conn, row, notify=error is None and call["decision"] == "notify")
         audit.record(conn, actor=Caller.from_dict(call["caller"]).label, action="executed" if not error else "failed",
                      tool_name=call["tool_name"], call_id=str(call["id"]), request_id=call["request_id"],
                      level=call["level"], arguments=call["arguments"], outcome=status,

@@ -217,3 +217,19 @@ def fail_overdue(conn: Connection) -> list[str]:
     for row in overdue:
         fail(conn, str(row["id"]), "délai de traitement dépassé")
     return [str(r["id"]) for r in overdue]
+
+
+#: A session unchanged this long while active or waiting may have lost its wake-up message.
+QUIET_AFTER = timedelta(minutes=5)
+
+
+def nudge_quiet(conn: Connection) -> list[str]:
+    """Queue a step for sessions that went quiet: a step that finds calls still pending does nothing,
+    one that finds them resolved moves on — so a lost continuation never strands a session."""
+    rows = conn.execute("SELECT id FROM agent_sessions WHERE status IN ('active', 'waiting_approval') "
+                        "AND updated_at < now() - %s", (QUIET_AFTER,)).fetchall()
+    epoch = int(conn.execute("SELECT extract(epoch FROM now())::bigint / 600 AS e").fetchone()["e"])
+    for row in rows:
+        outbox.add(conn, calls.CONTINUE_SESSION_ACTOR, {"session_id": str(row["id"])},
+                   dedup_key=f"nudge:{row['id']}:{epoch}")
+    return [str(r["id"]) for r in rows]
