@@ -124,8 +124,17 @@ def cmd_scheduler(args) -> int:
     from widip.actors import deps as actor_deps
     from widip.functions import heartbeat
 
-    heartbeat.record_start(actor_deps.deps().redis)
-    return periodiq.main(periodiq.make_argument_parser().parse_args(["widip.actors"]))
+    import time
+
+    import redis
+
+    while True:
+        try:
+            heartbeat.record_start(actor_deps.deps().redis)
+            return periodiq.main(periodiq.make_argument_parser().parse_args(["widip.actors"]))
+        except redis.RedisError as exc:  # a Redis outage must not take the whole deployment down
+            logger.warning("scheduler: Redis unavailable (%s); retrying in 5 s", type(exc).__name__)
+            time.sleep(5)
 
 
 def cmd_simulators(args) -> int:

@@ -16,6 +16,9 @@ from pathlib import Path
 logger = logging.getLogger(__name__)
 
 WEB_BIND = "127.0.0.1:8000"
+#: After one process exits, how long the others get to finish running actors before SIGKILL
+#: (the workers' --worker-shutdown-timeout is 200 s: an interrupted mail or reset needs a human).
+KILL_WAIT_S = 205
 
 #: Fixed local ports of the demo simulators (127.0.0.1 only).
 DEMO_PORTS = {"glpi": 8101, "observium": 8102, "phibee": 8103, "pwpush": 8104,
@@ -151,6 +154,7 @@ def procfile_entries(procfile: Path) -> dict[str, str]:
 
 
 def run(*, var_dir: Path, procfile: Path, demo: bool, only: list[str] | None) -> int:
+    from honcho import manager as honcho_manager
     from honcho.manager import Manager
 
     from widip.config import PROJECT_ROOT
@@ -164,6 +168,7 @@ def run(*, var_dir: Path, procfile: Path, demo: bool, only: list[str] | None) ->
         if only:
             entries = {name: cmd for name, cmd in entries.items() if name in only}
         env = {**os.environ, **values, "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}"}
+        honcho_manager.KILL_WAIT = KILL_WAIT_S
         manager = Manager()
         for name, command in entries.items():
             manager.add_process(name, command, env=env, cwd=str(PROJECT_ROOT))

@@ -46,7 +46,7 @@ def continue_session(session_id: str) -> None:
     enqueue_llm("agent_step", session_id, session["persona"], remote=not getattr(provider, "local", False))
 
 
-@dramatiq.actor(queue_name="default", periodic=cron("* * * * *"), max_retries=0,
+@dramatiq.actor(queue_name="ticks", periodic=cron("* * * * *"), max_retries=0,
                 time_limit=30_000)
 def sweep_sessions() -> dict:
     """Each minute: end sessions past their budget with an error event (none hangs silently) and wake

@@ -11,6 +11,7 @@ import logging
 import os
 
 import dramatiq
+import redis
 from dramatiq.brokers.redis import RedisBroker
 from dramatiq.brokers.stub import StubBroker
 from dramatiq.middleware import AgeLimit, CurrentMessage, Retries, ShutdownNotifications, TimeLimit
@@ -32,6 +33,9 @@ DEFAULT_MAX_BACKOFF_MS = 300_000
 DEFAULT_MAX_AGE_MS = 24 * 3600 * 1000
 #: An actor running longer than 10 min is stuck; each actor sets a tighter limit.
 DEFAULT_TIME_LIMIT_MS = 600_000
+#: Redis socket timeouts for the broker and results backend (the consumers poll; nothing blocks longer).
+REDIS_SOCKET_TIMEOUT_S = 10
+REDIS_CONNECT_TIMEOUT_S = 3
 #: How long an actor's return value stays retrievable from the results backend.
 RESULT_TTL_MS = 600_000
 #: Periodic ticks older than this when picked up are skipped: the next tick will come.
@@ -66,8 +70,13 @@ def build_broker(kind: str, redis_url: str | None) -> dramatiq.Broker:
         return broker
     if not redis_url:
         raise ConfigError(["REDIS_URL is required but not set"])
-    backend = RedisBackend(url=redis_url)
-    return RedisBroker(url=redis_url, middleware=build_middleware(backend))
+    # Explicit socket timeouts: a Redis that accepts connections but never answers must make an
+    # enqueue fail fast (the webhook still answers, sweepers catch up) rather than hang a web worker.
+    client = redis.Redis.from_url(redis_url, socket_timeout=REDIS_SOCKET_TIMEOUT_S,
+                                  socket_connect_timeout=REDIS_CONNECT_TIMEOUT_S)
+    backend = RedisBackend(client=redis.Redis.from_url(redis_url, socket_timeout=REDIS_SOCKET_TIMEOUT_S,
+                                                       socket_connect_timeout=REDIS_CONNECT_TIMEOUT_S))
+    return RedisBroker(client=client, middleware=build_middleware(backend))
 
 
 def setup_broker_from_env(env=os.environ) -> dramatiq.Broker:

@@ -9,7 +9,7 @@ from widip.actors.deps import deps
 from widip.functions import heartbeat
 
 
-@dramatiq.actor(queue_name="default", periodic=cron("* * * * *"), max_retries=0, time_limit=10_000)
+@dramatiq.actor(queue_name="ticks", periodic=cron("* * * * *"), max_retries=0, time_limit=10_000)
 def scheduler_heartbeat() -> None:
     """Proves once a minute that the scheduler fires and a worker consumes (read by /ready)."""
     heartbeat.record_tick(deps().redis)

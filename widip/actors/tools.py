@@ -43,7 +43,7 @@ def run_tool(call_id: str) -> dict:
     return {"call_id": call_id, "status": result.call["status"]}
 
 
-@dramatiq.actor(queue_name="default", periodic=cron("* * * * *"), max_retries=0, time_limit=60_000)
+@dramatiq.actor(queue_name="ticks", periodic=cron("* * * * *"), max_retries=0, time_limit=60_000)
 def sweep_safeguard() -> dict:
     """Each minute: expire approvals past their deadline, start due deferred actions, resend lost calls,
     relay the outbox."""
