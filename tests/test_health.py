@@ -9,6 +9,7 @@ import time
 import httpx
 import pytest
 import redis
+from psycopg_pool import ConnectionPool, PoolTimeout
 
 from simulators import glpi as glpi_sim
 from simulators.base import serve
@@ -245,3 +246,94 @@ def test_integration_status_costs_one_redis_round_trip(redis_client):
     per_call_ms = (time.perf_counter() - started) * 1000 / 200
     print(f"\nintegration status record: {per_call_ms:.3f} ms per call")
     assert per_call_ms < 5
+
+
+# --- crash windows: a probe stopped by its time limit (Dramatiq's TimeLimitExceeded) around the mail ----------
+
+class _MailThenTimeLimit:
+    """The clients of a probe whose time limit strikes around the SMTP exchange (before or just after it)."""
+
+    def __init__(self, clients, *, after_sending: bool):
+        self._clients, self._after = clients, after_sending
+
+    def __getattr__(self, name):
+        return getattr(self._clients, name)
+
+    @property
+    def mail(self):
+        return self
+
+    def send_email(self, *args, **kwargs):
+        from dramatiq.middleware.time_limit import TimeLimitExceeded
+
+        if self._after:
+            self._clients.mail.send_email(*args, **kwargs)
+        raise TimeLimitExceeded()
+
+
+def _outage_with_its_alert(redis_client, pool, clients, settings, glpi, mail_sink):
+    fault(glpi, status=503)
+    for _ in range(2):
+        probe(redis_client, pool, clients, settings)
+    assert mail_sink.count() == 1
+    fault(glpi, clear=True)
+
+
+def test_a_probe_stopped_before_the_recovery_mail_leaves_it_owed_and_the_next_probe_sends_it_once(
+        redis_client, pool, clients, health_settings, glpi, mail_sink):
+    from dramatiq.middleware.time_limit import TimeLimitExceeded
+
+    _outage_with_its_alert(redis_client, pool, clients, health_settings, glpi, mail_sink)
+    with pytest.raises(TimeLimitExceeded):
+        probe(redis_client, pool, _MailThenTimeLimit(clients, after_sending=False), health_settings)
+    assert mail_sink.count() == 1
+    assert redis_client.exists(health.ALERTED_KEY) and not redis_client.exists(health.RECOVERY_CLAIM_KEY)
+    resumed = probe(redis_client, pool, clients, health_settings)
+    assert (resumed.status, resumed.alert) == ("ok", "recovery")
+    for _ in range(2):
+        assert probe(redis_client, pool, clients, health_settings).alert is None
+    assert subjects(mail_sink) == ["[WIDIP] Alerte : GLPI indisponible",
+                                   "[WIDIP] Rétablissement : GLPI de nouveau disponible"]
+
+
+def test_a_recovery_mail_another_probe_is_sending_is_not_sent_twice(redis_client, pool, clients, health_settings,
+                                                                    glpi, mail_sink):
+    _outage_with_its_alert(redis_client, pool, clients, health_settings, glpi, mail_sink)
+    redis_client.set(health.RECOVERY_CLAIM_KEY, "busy", ex=60)  # a concurrent probe is in the SMTP exchange
+    assert probe(redis_client, pool, clients, health_settings).alert is None
+    assert mail_sink.count() == 1 and redis_client.exists(health.ALERTED_KEY)
+    redis_client.delete(health.RECOVERY_CLAIM_KEY)  # ...and was killed: its claim ran out
+    assert probe(redis_client, pool, clients, health_settings).alert == "recovery"
+    assert mail_sink.count() == 2
+
+
+def test_a_recovery_mail_resent_after_a_stop_just_past_smtp_keeps_its_message_id(redis_client, pool, clients,
+                                                                                  health_settings, glpi, mail_sink):
+    from dramatiq.middleware.time_limit import TimeLimitExceeded
+
+    _outage_with_its_alert(redis_client, pool, clients, health_settings, glpi, mail_sink)
+    with pytest.raises(TimeLimitExceeded):
+        probe(redis_client, pool, _MailThenTimeLimit(clients, after_sending=True), health_settings)
+    assert probe(redis_client, pool, clients, health_settings).alert == "recovery"  # at least once...
+    assert probe(redis_client, pool, clients, health_settings).alert is None
+    recovery = [m for m in mail_sink.messages() if m["Subject"].startswith("[WIDIP] Rétablissement")]
+    assert len(recovery) == 2 and recovery[0]["Message-ID"] == recovery[1]["Message-ID"]  # ...one message
+
+
+def test_a_down_alert_accepted_by_smtp_is_not_sent_again_when_the_probe_then_fails(redis_client, pool, clients,
+                                                                                   health_settings, glpi, mail_sink):
+    fault(glpi, status=503)
+    assert probe(redis_client, pool, clients, health_settings).status == "degraded"
+    # The audit row after the mail cannot be written (no such database): the probe fails past SMTP
+    broken = ConnectionPool(health_settings.database_url + " dbname=widip_gone", open=False, timeout=1,
+                            reconnect_timeout=1)
+    try:
+        with pytest.raises(PoolTimeout):
+            probe(redis_client, broken, clients, health_settings)
+    finally:
+        broken.close()
+    assert mail_sink.count() == 1
+    redis_client.delete(health.ALERT_SENT_KEY)  # the 5-minute hold is over: only the alerted flag is left
+    for _ in range(3):
+        assert probe(redis_client, pool, clients, health_settings).alert is None
+    assert mail_sink.count() == 1

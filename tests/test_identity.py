@@ -92,10 +92,17 @@ def test_a_success_resets_the_username_counter(conn):
 
 def test_many_failures_from_one_address_throttle_that_address_only(conn):
     _user(conn)
-    for name in ("a1", "a2", "a3", "a4", "a5"):
-        _login(conn, name=name, ip="192.0.2.66")
+    for i in range(identity.DEFAULT_THROTTLE.max_failures_per_address):
+        _login(conn, name=f"a{i}", ip="192.0.2.66")
     assert isinstance(_login(conn, ip="192.0.2.66").error, Throttled)
     assert _login(conn, ip="192.0.2.67").session is not None
+
+
+def test_a_few_typos_behind_a_shared_proxy_address_do_not_lock_everyone_out(conn):
+    _user(conn)
+    for name in ("a1", "a2", "a3", "a4", "a5", "a6"):
+        _login(conn, name=name, password="typo", ip="10.0.0.254")
+    assert _login(conn, ip="10.0.0.254").session is not None
 
 
 def test_throttle_limits_are_configurable(conn):

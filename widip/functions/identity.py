@@ -41,10 +41,15 @@ _dummy_hash: str | None = None
 
 @dataclass(frozen=True)
 class Throttle:
-    """Failed logins allowed per username (since its last success) and per client address."""
+    """Failed logins allowed per username (since its last success) and per client address.
+
+    The address limit is much higher: behind a reverse proxy every client shares one address, and
+    five typos anywhere must not lock the whole team out. Guessing one account stays capped at five.
+    """
 
     max_failures: int = 5
     window_seconds: int = 15 * 60
+    max_failures_per_address: int = 50
 
 
 DEFAULT_THROTTLE = Throttle()
@@ -361,7 +366,8 @@ def login(conn, username: str, password: str, *, ip: str, ttl_hours: int,
 def throttle_delay(conn, username: str, ip: str, throttle: Throttle = DEFAULT_THROTTLE) -> int:
     """Seconds to wait before the next attempt for this username or address (0: go ahead)."""
     waits = []
-    for column, value, since_success in (("username", username, True), ("ip", ip, False)):
+    for column, value, since_success, limit in (("username", username, True, throttle.max_failures),
+                                                ("ip", ip, False, throttle.max_failures_per_address)):
         reset = ("AND attempted_at > coalesce((SELECT max(attempted_at) FROM login_attempts"
                  " WHERE username = %(value)s AND succeeded), '-infinity')") if since_success else ""
         rows = conn.execute(
@@ -369,8 +375,8 @@ def throttle_delay(conn, username: str, ip: str, throttle: Throttle = DEFAULT_TH
             f" FROM login_attempts WHERE {column} = %(value)s AND NOT succeeded"
             f" AND attempted_at > now() - make_interval(secs => %(window)s) {reset}"
             f" ORDER BY attempted_at DESC LIMIT %(limit)s",
-            {"value": value, "window": throttle.window_seconds, "limit": throttle.max_failures}).fetchall()
-        if len(rows) >= throttle.max_failures:
+            {"value": value, "window": throttle.window_seconds, "limit": limit}).fetchall()
+        if len(rows) >= limit:
             waits.append(max(1, int(float(rows[-1]["wait"]) + 0.999)))
     return max(waits, default=0)
 
