@@ -398,8 +398,16 @@ def test_a_local_provider_call_holds_the_gpu_lock(llm_settings, conn, ollama):
                           gpu_lock.LockedProvider)
 
 
-def test_a_model_the_llm_does_not_have_ends_the_request_as_failed_not_retried(gateway, stub_broker, stub_worker):
-    accepted = gateway.simulate_post("/llm/requests", json={"source": "assist", "prompt": "x", "model": "nope:1b"})
+def test_a_model_the_llm_does_not_have_ends_the_request_as_failed_not_retried(llm_settings, stub_broker,
+                                                                             stub_worker):
+    from widip.actors import deps as actor_deps
+    from widip.http.app import create_app
+
+    # Given a deployment configured with a model the Ollama server does not have
+    missing = llm_settings.with_overrides(ollama_model="nope:1b")
+    gateway = TestClient(create_app(missing), headers=gateway_headers(missing.database_url))
+    actor_deps.configure(missing)
+    accepted = gateway.simulate_post("/llm/requests", json={"source": "assist", "prompt": "x"})
     stub_broker.join("llm.p2")
     stub_worker.join()
     failed = gateway.simulate_get(f"/llm/requests/{accepted.json['request_id']}")
@@ -407,11 +415,19 @@ def test_a_model_the_llm_does_not_have_ends_the_request_as_failed_not_retried(ga
     assert failed.json["status"] == "failed" and "nope:1b" in failed.json["error"]
 
 
+def test_a_model_outside_the_configured_ones_is_refused(gateway):
+    result = gateway.simulate_post("/llm/requests", json={"source": "assist", "prompt": "x", "model": "llama3:70b"})
+    assert result.status_code == 400 and "configured models" in result.json["description"]
+
+
 def test_the_gateway_needs_a_gateway_token_or_a_logged_in_technician(llm_settings, stub_broker, people):
     from widip.http.app import create_app
 
     anonymous = TestClient(create_app(llm_settings))
     body = {"source": "wibot", "prompt": "Bonjour"}
+    jump = anonymous.simulate_post("/llm/requests", json={"source": "proactif_sentinel", "prompt": "x"},
+                                   headers=people.tech.headers)
+    assert jump.status_code == 403 and "wibot" in jump.json["description"]
     assert anonymous.simulate_post("/llm/requests", json=body).status_code == 401
     assert anonymous.simulate_post("/llm/requests", json=body, headers=people.tech.headers).status_code == 202
     from widip.functions import db, identity

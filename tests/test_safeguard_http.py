@@ -129,3 +129,21 @@ def test_safeguard_endpoints_require_a_login(api):
     for path in ("/safeguard/requests", "/safeguard/config", "/safeguard/audit", "/safeguard/deferred"):
         assert api.simulate_get(path).status_code == 401
     assert api.simulate_post("/tools/glpi_get_user", json={"user_id": 2}).status_code == 401
+
+
+def test_requests_are_visible_to_approvers_and_to_whoever_caused_them_only(api, people, conn):
+    from widip.functions import identity
+
+    body = {"to": ["astreinte@widip.fr"], "subject": "Votre lien",
+            "body": "Voici votre lien : http://mysecret.widip.fr/p/tok_123abc (usage unique)"}
+    request_id = api.simulate_post("/tools/smtp_send_email", json=body, headers=people.tech.headers).json["request_id"]
+    other = identity.create_user(conn, username="tech2", password="correct-horse-battery-staple", accreditation_level=1)
+    other_headers = {"Authorization": f"Bearer {identity.issue_session(conn, other.id, ttl_hours=1).token}"}
+    assert api.simulate_get("/safeguard/requests", headers=other_headers).json["requests"] == []
+    assert api.simulate_get(f"/safeguard/requests/{request_id}", headers=other_headers).status_code == 404
+    own = api.simulate_get(f"/safeguard/requests/{request_id}", headers=people.tech.headers).json
+    shown = api.simulate_get(f"/safeguard/requests/{request_id}", headers=people.approver.headers).json
+    assert own["id"] == shown["id"] == request_id
+    assert "tok_123abc" not in str(shown) and "[lien secret masqué]" in shown["args_redacted"]["body"]
+    audit = api.simulate_get("/safeguard/audit?tool=smtp_send_email", headers=people.approver.headers).text
+    assert "tok_123abc" not in audit

@@ -5,7 +5,8 @@ from __future__ import annotations
 import falcon
 
 from widip.actors import llm as llm_actors
-from widip.functions import llm_gateway
+from widip.functions import llm_gateway, llm_queue
+from widip.errors import Forbidden, Invalid
 from widip.http.openapi_doc import AUTH_ERRORS, SECURED, error, json_body, json_response
 from widip.http.auth import require_caller
 from widip.http.validation import read_json
@@ -61,8 +62,15 @@ class LlmRequests:
         self._ctx = ctx
 
     def on_post(self, req, resp):
-        require_caller(req, 1, scopes=(GATEWAY_SCOPE,))
+        caller = require_caller(req, 1, scopes=(GATEWAY_SCOPE,))
         body = read_json(req, llm_gateway.SUBMIT_SCHEMA)
+        settings = self._ctx.settings
+        if caller.is_human and llm_queue.class_for(body["source"]).name != "wibot":
+            # The top classes are the GPU's promise to Sentinel and Assist: people queue as WIBOT.
+            raise Forbidden("a technician's prompts run at the wibot priority; other sources are for system workflows")
+        if body.get("model") and body["model"] not in (settings.ollama_model, settings.anthropic_model):
+            raise Invalid(f"model must be one of the configured models: {settings.ollama_model}, "
+                          f"{settings.anthropic_model}")
         accepted = llm_gateway.submit(self._ctx.redis, self._ctx.settings, body,
                                       enqueue=llm_actors.enqueue_llm_entry)
         resp.status = falcon.HTTP_202

@@ -12,9 +12,10 @@ from uuid import UUID
 import falcon
 
 from widip.actors.tools import flush_outbox
-from widip.errors import Invalid
+from widip.errors import Invalid, NotFound
 from widip.functions import db
 from widip.functions.safeguard import audit, calls, deferred
+from widip.functions.safeguard.notifications import APPROVER_LEVEL
 from widip.functions.safeguard.policy import LEVELS, list_config, load_policy, set_level
 from widip.http.auth import require_user
 from widip.http.openapi_doc import error, json_response, operation
@@ -87,19 +88,28 @@ class _Base:
         self._policy = load_policy(ctx.settings.policy_dir)
 
 
+def _visible(request: dict, reader) -> bool:
+    """Approvers (N3+) see every request; others only those they caused."""
+    return reader.accreditation >= APPROVER_LEVEL or request["requester_user_id"] == reader.user_id
+
+
 class Requests(_Base):
     def on_get(self, req, resp):
-        require_user(req, 1)
+        reader = require_user(req, 1)
         status = req.get_param("status")
         if status not in (None, "pending", "approved", "rejected", "expired"):
             raise Invalid("status must be pending, approved, rejected or expired")
         with db.transaction(self._ctx.pool) as conn:
-            resp.media = {"requests": [_json(r) for r in calls.list_requests(conn, status)]}
+            rows = [r for r in calls.list_requests(conn, status) if _visible(r, reader)]
+        resp.media = {"requests": [_json(r) for r in rows]}
 
     def on_get_one(self, req, resp, item_id):
-        require_user(req, 1)
+        reader = require_user(req, 1)
         with db.transaction(self._ctx.pool) as conn:
-            resp.media = _json(calls.get_request(conn, _item_id(item_id)))
+            request = calls.get_request(conn, _item_id(item_id))
+        if not _visible(request, reader):
+            raise NotFound(f"no SAFEGUARD request {item_id}")
+        resp.media = _json(request)
 
     def on_post_approve(self, req, resp, item_id):
         approver = require_user(req, 1)

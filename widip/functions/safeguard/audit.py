@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from typing import Any
 
 from psycopg import Connection
@@ -20,11 +21,18 @@ def args_hash(arguments: dict) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+#: One-time secret links (Password Pusher `/p/<token>`): whoever opens one first reads the password.
+SECRET_LINK = re.compile(r"https?://[^\s\"'<>]+/p/[A-Za-z0-9_\-]+(?:\.json)?")
+
+
 def redact(value: Any) -> Any:
+    """Arguments as approvers and auditors may see them: sensitive keys masked, secret links removed."""
     if isinstance(value, dict):
         return {k: ("***" if any(s in k.lower() for s in SENSITIVE_KEYS) else redact(v)) for k, v in value.items()}
     if isinstance(value, list):
         return [redact(v) for v in value]
+    if isinstance(value, str):
+        return SECRET_LINK.sub("[lien secret masqué]", value)
     return value
 
 
