@@ -47,3 +47,20 @@ def test_secrets_stay_out_of_the_printable_settings():
     settings = Settings.from_env({**BASE, "GLPI_USER_TOKEN": "s3cr3t-token", "AD_PASSWORD": "p4ss"})
     assert "s3cr3t-token" not in repr(settings) and "p4ss" not in repr(settings)
     assert "s3cr3t-token" not in str(settings.describe())
+
+
+def test_connection_passwords_never_show_in_the_printable_settings():
+    settings = Settings.from_env({"DATABASE_URL": "postgresql://widip:pg-s3cret@db/widip",
+                                  "REDIS_URL": "redis://:redis-s3cret@cache:6379/0"})
+    assert "pg-s3cret" not in repr(settings) and "redis-s3cret" not in repr(settings)
+    described = str(settings.describe())
+    assert "pg-s3cret" not in described and "redis-s3cret" not in described and "db/widip" in described
+
+
+def test_a_cleartext_directory_connection_is_refused_in_production():
+    from widip.functions.active_directory import ActiveDirectoryClient
+
+    settings = Settings.from_env({**BASE, "AD_SERVER": "ldap://dc01", "AD_USER": "svc", "AD_PASSWORD": "x",
+                                  "AD_BASE_DN": "DC=widip,DC=local"})
+    with pytest.raises(ConfigError, match="ldaps"):
+        ActiveDirectoryClient.from_settings(settings)

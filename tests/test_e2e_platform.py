@@ -11,12 +11,14 @@ from tests.stack import poll
 pytestmark = pytest.mark.e2e
 
 
-def test_an_echo_job_flows_from_http_through_redis_to_a_worker_and_back(stack):
+def test_an_echo_job_flows_from_http_through_redis_to_a_worker_and_back(stack, people):
     stack.start("web", "worker")
-    accepted = httpx.post(stack.url + "/jobs/echo", json={"message": "bonjour Lyon"}, timeout=5)
+    accepted = httpx.post(stack.url + "/jobs/echo", json={"message": "bonjour Lyon"}, headers=people.admin.headers,
+                          timeout=5)
     assert accepted.status_code == 202
     location = accepted.headers["Location"]
-    job = poll(lambda: httpx.get(stack.url + location, timeout=5).json(), lambda j: j["status"] == "done")
+    job = poll(lambda: httpx.get(stack.url + location, headers=people.admin.headers, timeout=5).json(),
+               lambda j: j["status"] == "done")
     assert job["result"]["echo"] == "bonjour Lyon"
     assert job["kind"] == "echo" and job["attempts"] == 1
 

@@ -69,9 +69,9 @@ def test_openapi_describes_every_route_and_is_3_1(app_client, settings):
             assert op.get("responses"), f"{method} {path} lists no responses"
 
 
-def test_unknown_job_ids_get_a_404_with_a_message(app_client):
+def test_unknown_job_ids_get_a_404_with_a_message(app_client, people):
     for job_id in (str(uuid.uuid4()), "not-a-uuid", "1; DROP TABLE jobs"):
-        result = app_client.simulate_get(f"/jobs/{job_id}")
+        result = app_client.simulate_get(f"/jobs/{job_id}", headers=people.tech.headers)
         assert result.status_code == 404
         assert result.json["description"]
 
@@ -84,27 +84,35 @@ def test_unknown_job_ids_get_a_404_with_a_message(app_client):
     ('{"message": "ok", "extra": 1}', "extra"),
     ("[1, 2]", "object"),
 ])
-def test_bad_echo_bodies_get_a_400_saying_what_is_wrong(app_client, body, expected):
-    result = app_client.simulate_post("/jobs/echo", body=body, headers={"Content-Type": "application/json"})
+def test_bad_echo_bodies_get_a_400_saying_what_is_wrong(app_client, people, body, expected):
+    result = app_client.simulate_post("/jobs/echo", body=body,
+                                      headers={"Content-Type": "application/json", **people.admin.headers})
     assert result.status_code == 400
     assert expected in result.json["description"]
     assert "Traceback" not in result.text
 
 
-def test_accepted_echo_is_a_202_with_the_id_and_a_location_to_poll(app_client, stub_broker, settings):
-    result = app_client.simulate_post("/jobs/echo", json={"message": "bonjour"})
+def test_the_echo_job_is_for_administrators_and_polling_needs_a_login(app_client, people):
+    assert app_client.simulate_post("/jobs/echo", json={"message": "x"}).status_code == 401
+    assert app_client.simulate_post("/jobs/echo", json={"message": "x"}, headers=people.tech.headers).status_code == 403
+    assert app_client.simulate_get(f"/jobs/{uuid.uuid4()}").status_code == 401
+
+
+def test_accepted_echo_is_a_202_with_the_id_and_a_location_to_poll(app_client, stub_broker, settings, people):
+    result = app_client.simulate_post("/jobs/echo", json={"message": "bonjour"}, headers=people.admin.headers)
     assert result.status_code == 202
     job_id = result.json["job_id"]
     assert result.headers["Location"] == f"/jobs/{job_id}"
-    assert app_client.simulate_get(f"/jobs/{job_id}").json["status"] == "queued"
+    assert app_client.simulate_get(f"/jobs/{job_id}", headers=people.admin.headers).json["status"] == "queued"
     assert stub_broker.queues["default"].qsize() == 1
 
 
-def test_the_echo_job_runs_on_a_worker_and_polling_shows_done(app_client, stub_broker, stub_worker):
-    job_id = app_client.simulate_post("/jobs/echo", json={"message": "bonjour"}).json["job_id"]
+def test_the_echo_job_runs_on_a_worker_and_polling_shows_done(app_client, stub_broker, stub_worker, people):
+    job_id = app_client.simulate_post("/jobs/echo", json={"message": "bonjour"},
+                                      headers=people.admin.headers).json["job_id"]
     stub_broker.join("default")
     stub_worker.join()
-    job = app_client.simulate_get(f"/jobs/{job_id}").json
+    job = app_client.simulate_get(f"/jobs/{job_id}", headers=people.admin.headers).json
     assert job["status"] == "done"
     assert job["result"]["echo"] == "bonjour"
     assert job["started_at"] and job["finished_at"] and job["attempts"] == 1
@@ -126,6 +134,6 @@ def test_database_down_is_a_503_not_a_500(settings):
 
     broken = settings.with_overrides(database_url="postgresql://nobody@127.0.0.1:1/none?connect_timeout=1")
     client = TestClient(create_app(broken))
-    result = client.simulate_get(f"/jobs/{uuid.uuid4()}")
+    result = client.simulate_get(f"/jobs/{uuid.uuid4()}", headers={"Authorization": "Bearer widu_whatever"})
     assert result.status_code == 503
     assert "Traceback" not in result.text

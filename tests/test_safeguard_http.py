@@ -19,8 +19,9 @@ def api(integrated_settings, stub_broker):
     return client
 
 
-def test_get_tools_lists_every_tool_with_schema_and_live_level(api):
-    tools = api.simulate_get("/tools").json["tools"]
+def test_get_tools_lists_every_tool_with_schema_and_live_level(api, people):
+    assert api.simulate_get("/tools").status_code == 401
+    tools = api.simulate_get("/tools", headers=people.tech.headers).json["tools"]
     assert len(tools) >= 22
     systems = {t["system"] for t in tools}
     assert systems == {"glpi", "observium", "phibee", "smtp", "active_directory", "mysecret"}

@@ -160,7 +160,7 @@ def test_an_n3_runs_a_tick_now_and_everyone_sees_the_devices_down(api, people, s
     queued = api.simulate_post("/sentinel/ticks", headers=people.approver.headers)
     assert queued.status_code == 202
     drain(stub_broker, stub_worker)
-    job = api.simulate_get(queued.headers["Location"]).json
+    job = api.simulate_get(queued.headers["Location"], headers=people.approver.headers).json
     assert job["status"] == "done" and job["result"]["down"] == 2
     down = api.simulate_get("/sentinel/devices-down", headers=people.tech.headers).json
     assert sorted(d["device_id"] for d in down["devices"]) == ["204", "301"]

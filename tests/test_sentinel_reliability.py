@@ -19,7 +19,7 @@ from tests.test_sentinel_pipeline import env, ingest  # noqa: F401 - fixture
 from widip.functions import db, tool_runs
 from widip.functions.llm.rules import RulesProvider
 from widip.functions.safeguard import calls
-from widip.functions.sentinel import diagnosis, incidents, notifier
+from widip.functions.sentinel import diagnosis, incidents, notifier, views
 
 
 class KilledAfterTicket:
@@ -135,9 +135,11 @@ def test_a_ticket_glpi_refuses_is_shown_as_failed_once_and_no_longer_synced(env,
         events = [e["kind"] for e in conn.execute("SELECT kind FROM incident_events WHERE incident_id = %s",
                                                   (incident_id,))]
         failures = notifier.ticket_failures(conn)
+        story = views.story(conn, stored["tracking_id"])
     assert events.count("ticket_failed") == 1
     assert failures["count"] == 1 and failures["recent"][0]["tracking_id"] == stored["tracking_id"]
     assert failures["recent"][0]["call_status"] == "failed"
+    assert story["ticket"]["failed"] and not story["ticket"]["pending"] and story["incident"]["ticket_failed_at"]
 
 
 def test_a_held_ticket_that_fails_on_recovery_is_synced_once_then_left_out(env, observium, phibee, glpi):

@@ -8,6 +8,7 @@ rather than at 3 a.m. in the middle of an alert.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Mapping
@@ -22,12 +23,17 @@ LLM_PROVIDERS = ("auto", "ollama", "anthropic", "rules")
 SMTP_TLS_MODES = ("starttls", "tls", "none")
 
 
+def _mask_password(url: str) -> str:
+    """A connection URL with its password replaced, for logs and reprs."""
+    return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", url or "")
+
+
 @dataclass(frozen=True)
 class Settings:
     """Every setting of the service. Integration URLs are optional: unset means "not configured"."""
 
-    database_url: str
-    redis_url: str
+    database_url: str = field(repr=False)
+    redis_url: str = field(repr=False)
     env: str = "production"
     var_dir: Path = PROJECT_ROOT / "var"
     sql_dir: Path = PROJECT_ROOT / "sql"
@@ -111,7 +117,9 @@ class Settings:
 
     def describe(self) -> dict[str, object]:
         """Settings without secrets, for logs and the demo banner."""
-        return {f.name: getattr(self, f.name) for f in fields(self) if f.repr}
+        shown = {f.name: getattr(self, f.name) for f in fields(self) if f.repr}
+        return {"database_url": _mask_password(self.database_url), "redis_url": _mask_password(self.redis_url),
+                **shown}
 
 
 class _Reader:

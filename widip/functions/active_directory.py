@@ -200,6 +200,8 @@ class ActiveDirectoryClient:
                    if not value]
         if missing:
             raise ConfigError([f"{name} is required for Active Directory" for name in missing])
+        if settings.env == "production" and settings.ad_server.lower().startswith("ldap://"):
+            raise ConfigError(["AD_SERVER must be ldaps:// in production: a plain bind sends AD_PASSWORD in clear"])
         return cls(settings.ad_server, settings.ad_user, settings.ad_password, settings.ad_base_dn,
                    ca_file=settings.ca_file, timeout=settings.integration_timeout_seconds,
                    protected_groups=settings.ad_protected_groups, denylist=settings.ad_denylist,

@@ -8,7 +8,8 @@ import redis
 from widip.actors import jobs as job_actors
 from widip.errors import Unavailable
 from widip.functions import db, jobs
-from widip.http.openapi_doc import error, json_body, json_response
+from widip.http.auth import require_caller, require_user
+from widip.http.openapi_doc import AUTH_ERRORS, SECURED, error, json_body, json_response
 from widip.http.validation import read_json
 
 ECHO_SCHEMA = {
@@ -30,15 +31,15 @@ ACCEPTED_SCHEMA = {"type": "object", "required": ["job_id", "status"],
 OPENAPI_PATHS = {
     "/jobs/{job_id}": {"get": {
         "summary": "Status of accepted work: queued | running | retrying | done | failed",
-        "operationId": "getJob",
+        "operationId": "getJob", "security": SECURED,
         "parameters": [{"name": "job_id", "in": "path", "required": True, "schema": {"type": "string"}}],
-        "responses": {"200": json_response("the job", JOB_SCHEMA), "404": error("no such job")},
+        "responses": {**AUTH_ERRORS, "200": json_response("the job", JOB_SCHEMA), "404": error("no such job")},
     }},
     "/jobs/echo": {"post": {
-        "summary": "Enqueue the echo job (proves HTTP → broker → worker → database)",
-        "operationId": "postEcho",
+        "summary": "Enqueue the echo job (proves HTTP → broker → worker → database; N4)",
+        "operationId": "postEcho", "security": SECURED,
         "requestBody": json_body(ECHO_SCHEMA),
-        "responses": {"202": json_response("accepted; poll Location", ACCEPTED_SCHEMA),
+        "responses": {**AUTH_ERRORS, "202": json_response("accepted; poll Location", ACCEPTED_SCHEMA),
                       "400": error("invalid body"), "503": error("broker unavailable")},
     }},
 }
@@ -56,12 +57,14 @@ class Job:
         self._ctx = ctx
 
     def on_get(self, req, resp, job_id):
+        require_caller(req, 1, scopes=("frontend",))
         with db.transaction(self._ctx.pool) as conn:
             resp.media = jobs.public_view(jobs.get_job(conn, job_id))
 
 
 class Echo:
     def on_post(self, req, resp):
+        require_user(req, 4)  # a diagnostic for operators, not an open queue
         body = read_json(req, ECHO_SCHEMA)
         try:
             job = job_actors.enqueue_job(job_actors.echo_message, "echo", body, message=body["message"])

@@ -20,8 +20,10 @@ from widip.http.validation import read_json
 
 SECURED = [{"bearer": []}]
 OPENAPI_PATHS = {
-    "/tools": {"get": {"summary": "Every tool: name, system, description, argument schema and live level",
-                       "operationId": "listTools", "responses": {"200": json_response("tools")}}},
+    "/tools": {"get": {"summary": "Every tool: name, system, description, argument schema and live level (N1+)",
+                       "operationId": "listTools", "security": SECURED,
+                       "responses": {"200": json_response("tools"), "401": error("not logged in"),
+                                     "403": error("N0")}}},
     "/tools/{name}": {"post": {
         "summary": "Call a tool as a human, through the SAFEGUARD gate (200 with the call, or 202 with what waits)",
         "operationId": "callTool", "security": SECURED,
@@ -58,11 +60,12 @@ class Tools:
         self._policy = load_policy(ctx.settings.policy_dir)
 
     def on_get(self, req, resp):
+        require_user(req, 1)
         with db.transaction(self._ctx.pool) as conn:
             resp.media = {"tools": [{**t.describe(), "level": level_for(conn, t.name, None)} for t in all_tools()]}
 
     def on_post_call(self, req, resp, name):
-        human = require_user(req, 0)
+        human = require_user(req, 1)
         tool = get_tool(name)
         arguments = read_json(req, {"type": "object"})
         with db.transaction(self._ctx.pool) as conn:

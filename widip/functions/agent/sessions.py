@@ -7,7 +7,7 @@ from datetime import timedelta
 
 from psycopg import Connection
 
-from widip.errors import Forbidden, NotFound
+from widip.errors import NotFound
 from widip.functions.agent.personas import get_persona
 from widip.functions.callers import Caller
 from widip.functions.db import Jsonb
@@ -54,7 +54,8 @@ def check_reader(session: dict, reader: Caller) -> None:
     if reader.is_human and (reader.accreditation >= READ_ANY_LEVEL or
                             (session["owner_user_id"] is not None and session["owner_user_id"] == reader.user_id)):
         return
-    raise Forbidden("only the session's owner or an N3+ approver may read it")
+    # 404, not 403: an outsider must not learn which session ids exist.
+    raise NotFound(f"no agent session {session['id']}")
 
 
 def add_event(conn: Connection, session_id: str, event_type: str, **fields) -> int:

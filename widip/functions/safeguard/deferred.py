@@ -68,7 +68,10 @@ def schedule(conn: Connection, deferred_id: int, human: Caller, policy: Policy, 
 
 
 def cancel(conn: Connection, deferred_id: int, human: Caller, policy: Policy, reason: str = "") -> dict:
-    return _close(conn, deferred_id, human, policy, "cancelled", ("pending", "scheduled"), reason or "cancelled")
+    """Stop an action before it runs: any N4, or whoever asked for it (withdrawing needs no second pair
+    of eyes)."""
+    return _close(conn, deferred_id, human, policy, "cancelled", ("pending", "scheduled"), reason or "cancelled",
+                  requester_may=True)
 
 
 def refuse(conn: Connection, deferred_id: int, human: Caller, policy: Policy, reason: str) -> dict:
@@ -77,9 +80,12 @@ def refuse(conn: Connection, deferred_id: int, human: Caller, policy: Policy, re
     return _close(conn, deferred_id, human, policy, "refused", ("pending",), reason.strip())
 
 
-def _close(conn, deferred_id, human, policy, status, from_statuses, reason) -> dict:
+def _close(conn, deferred_id, human, policy, status, from_statuses, reason, *, requester_may=False) -> dict:
     action = get_deferred(conn, deferred_id)
-    _check_human(action, human, policy)
+    is_requester = human.is_human and action["requester_user_id"] is not None and \
+        action["requester_user_id"] == human.user_id
+    if not (requester_may and is_requester):
+        _check_human(action, human, policy)
     row = conn.execute(
         "UPDATE safeguard_deferred_actions SET status = %s, decided_at = now() "
         "WHERE id = %s AND status = ANY(%s) RETURNING *", (status, deferred_id, list(from_statuses))).fetchone()
@@ -92,8 +98,22 @@ def _close(conn, deferred_id, human, policy, status, from_statuses, reason) -> d
     return row
 
 
+#: A scheduled action not started within this long after its time (the workers were down) is not run:
+#: the situation it was decided for may have changed.
+MISSED_AFTER = timedelta(hours=12)
+
+
 def start_due(conn: Connection) -> list[dict]:
     """Scheduled actions whose time has come: mark them running and hand their call to run_tool."""
+    missed = conn.execute(
+        "UPDATE safeguard_deferred_actions SET status = 'failed', decided_at = now() WHERE status = 'scheduled' "
+        "AND run_at < now() - %s RETURNING *", (MISSED_AFTER,)).fetchall()
+    for action in missed:
+        conn.execute("UPDATE tool_calls SET status = 'failed', error = 'missed its scheduled window', "
+                     "finished_at = now() WHERE id = %s", (action["call_id"],))
+        audit.record(conn, actor="system:sweeper", action="deferred_missed", tool_name=action["tool_name"],
+                     call_id=str(action["call_id"]), level="L4", outcome="failed",
+                     reason=f"not started within {MISSED_AFTER} of {action['run_at'].isoformat()}; reschedule it")
     due = conn.execute(
         "UPDATE safeguard_deferred_actions SET status = 'running' WHERE status = 'scheduled' AND run_at <= now() "
         "RETURNING *").fetchall()

@@ -12,7 +12,8 @@ from widip.errors import Invalid, NotFound
 
 STATUSES = ("open", "recovered")
 _LIST_COLUMNS = ("id, tracking_id, status, kind, site, client, operator, primary_hostname, opened_at, recovered_at, "
-                 "last_seen_at, diagnosis, diagnosis_source, cache_used, ticket_id, degraded, notified_at")
+                 "last_seen_at, diagnosis, diagnosis_source, cache_used, ticket_id, degraded, notified_at, mailed_at, "
+                 "ticket_failed_at")
 
 
 def json_safe(value):
@@ -81,7 +82,8 @@ def story(conn: Connection, tracking_id: str) -> dict:
         "incident": {k: v for k, v in incident.items() if k not in ("diagnosis",)},
         "diagnosis": incident["diagnosis"], "devices": devices, "alerts": alert_rows,
         "ticket": {"id": ticket_id, "status": ticket_call["status"] if ticket_call else None,
-                   "pending": ticket_id is None and ticket_call is not None,
+                   "pending": ticket_id is None and ticket_call is not None and incident["ticket_failed_at"] is None,
+                   "failed": incident["ticket_failed_at"] is not None,
                    "call_id": ticket_call["id"] if ticket_call else None},
         "mails": [c for c in calls if c["tool_name"] in ("smtp_send_email", "smtp_send_alert")],
         "followups": [c for c in calls if c["purpose"].startswith("followup")],
