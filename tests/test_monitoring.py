@@ -121,7 +121,7 @@ def test_monitoring_counts_queues_outbox_approvals_devices_and_pipeline_markers(
     conn.execute("UPDATE outbox SET created_at = now() - interval '4 days' WHERE id = %s", (old,))
     # an L3 request waiting for a human
     calls.propose(conn, tool_name="glpi_create_ticket", arguments={"title": "Imprimante", "content": "HS"},
-                  caller=Caller(kind="ai", username="wibot", persona="wibot", on_behalf_of=3), policy=POLICY,
+                  caller=Caller(kind="ai", username="wibot", persona="wibot", on_behalf_of=3, accreditation=1), policy=POLICY,
                   approval_ttl=timedelta(hours=24))
     # Sentinel's device tracker and pipeline markers
     redis_client.hset("workflow:device_down:42", mapping={"first_seen": "2025-01-01T10:00:00", "duration_minutes": "25",
