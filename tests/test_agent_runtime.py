@@ -275,3 +275,17 @@ def test_a_quiet_session_is_nudged_so_a_lost_continuation_never_strands_it(conn)
     runtime.nudge_quiet(conn)
     rows = conn.execute("SELECT count(*) AS n FROM outbox WHERE dedup_key LIKE %s", (f"nudge:{sid}:%",)).fetchone()
     assert rows["n"] == 1
+
+
+@pytest.mark.parametrize("text, login", [
+    ("Peux-tu réinitialiser le mot de passe de jdupont ?", "jdupont"),
+    ("…de jdupont, il est bloqué depuis ce matin", "jdupont"),
+    ("Marie Dupont (mdupont) svp", "mdupont"),
+    ("le compte de jdupont est bloqué, peux-tu le débloquer", "jdupont"),
+    ("réinitialise le mot de passe", None),
+    ("compte jdupont et compte mmartin", None),
+])
+def test_the_rules_take_a_login_only_when_the_request_names_exactly_one(text, login):
+    from widip.functions.llm.rules import _username
+
+    assert _username(text) == login

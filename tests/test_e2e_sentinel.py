@@ -70,7 +70,7 @@ def sentinel_tickets(glpi):
 
 def tick(client, people):
     location = client.post("/sentinel/ticks", headers=people.approver.headers).headers["Location"]
-    return poll(lambda: client.get(location).json(), lambda j: j["status"] in ("done", "failed"), timeout=30)
+    return poll(lambda: client.get(location, headers=people.approver.headers).json(), lambda j: j["status"] in ("done", "failed"), timeout=30)
 
 
 def test_sentinel_end_to_end(world, glpi, observium, ollama, people, conn, redis_client):

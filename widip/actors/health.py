@@ -27,7 +27,7 @@ PROBE_TIME_LIMIT_MS = 45_000
 integration_status.install(lambda: deps().redis)
 
 
-@dramatiq.actor(queue_name="default", periodic=cron("* * * * *"), max_retries=0, time_limit=PROBE_TIME_LIMIT_MS)
+@dramatiq.actor(queue_name="ticks", periodic=cron("* * * * *"), max_retries=0, time_limit=PROBE_TIME_LIMIT_MS)
 def tick_glpi_health() -> None:
     """Each minute: probe GLPI now and schedule the probe of the half minute."""
     probe_glpi_health.send_with_options(delay=SECOND_PROBE_DELAY_MS)

@@ -149,7 +149,7 @@ def run_tick() -> dict:
     return result
 
 
-@dramatiq.actor(queue_name="default", periodic=cron(TICK_CRON), max_retries=0, time_limit=240_000)
+@dramatiq.actor(queue_name="ticks", periodic=cron(TICK_CRON), max_retries=0, time_limit=240_000)
 def tick_sentinel() -> dict:
     """Every WORKFLOW_INTERVAL_SECONDS: reconcile down devices (skipped when WORKFLOW_ENABLED is false)."""
     if not deps().settings.workflow_enabled:
@@ -164,7 +164,7 @@ def run_sentinel_tick() -> dict:
     return run_tick()
 
 
-@dramatiq.actor(queue_name="default", periodic=cron("* * * * *"), max_retries=0, time_limit=60_000)
+@dramatiq.actor(queue_name="ticks", periodic=cron("* * * * *"), max_retries=0, time_limit=60_000)
 def sweep_sentinel() -> dict:
     """Each minute: send alerts no job took (Redis was down), and restart stuck incidents."""
     d = deps()

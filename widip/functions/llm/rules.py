@@ -71,9 +71,34 @@ class RulesProvider:
         return playbook(messages, {t.name for t in tools}, json_schema)
 
 
+_LOGIN = r"([A-Za-z][A-Za-z0-9._-]{1,19})"
+#: Where a login may be named explicitly: "compte jdupont", "(jdupont)", "de jdupont", "login: jdupont".
+_LOGIN_FORMS = (
+    re.compile(r"\b(?:compte|utilisateur|login|identifiant|user|account|sam)\s*:?\s*" + _LOGIN, re.I),
+    re.compile(r"\(\s*" + _LOGIN + r"\s*\)"),
+    re.compile(r"\b(?:de|du|pour|of|for)\s+" + _LOGIN, re.I),
+)
+
+
 def _username(text: str) -> str | None:
-    candidates = [w for w in re.findall(r"[A-Za-z][A-Za-z0-9._-]{1,19}", text) if w.lower() not in _STOPWORDS]
-    return candidates[-1].lower() if candidates else None
+    """The one login the request names explicitly, or None (then the assistant asks).
+
+    Free text is data: a name is taken only from an explicit form, and two different candidates
+    mean "ask", never "guess" — the approver should not be the only guard against a wrong target.
+    """
+    found = []
+    for form in _LOGIN_FORMS:
+        for match in form.finditer(text):
+            word = match.group(1).lower()
+            if word not in _STOPWORDS and word not in found:
+                found.append(word)
+        if found:
+            break
+    return found[0] if len(found) == 1 else None
+
+
+_ASK_LOGIN = ("Pour quel compte exactement ? Donnez l'identifiant Active Directory, par exemple "
+              "« réinitialise le mot de passe du compte jdupont ».")
 
 
 def _intent(text: str, offered: set[str]) -> Completion | None:
@@ -85,10 +110,12 @@ def _intent(text: str, offered: set[str]) -> Completion | None:
         user = _username(text)
         if user:
             return call("ad_reset_password", {"username": user})
+        return answer(_ASK_LOGIN)
     if re.search(r"d[ée]verrouill|d[ée]bloqu|unlock", lowered) and "ad_unlock_account" in offered:
         user = _username(text)
         if user:
             return call("ad_unlock_account", {"username": user})
+        return answer(_ASK_LOGIN)
     if re.search(r"\b(cr[ée]e|ouvre|ouvrir|créer)\b.*\bticket\b", lowered) and "glpi_create_ticket" in offered:
         title = re.sub(r"^.*?ticket\s*(pour|:)?\s*", "", text, flags=re.I).strip()[:120] or "Demande WIBOT"
         return call("glpi_create_ticket", {"title": title if len(title) >= 3 else "Demande WIBOT", "content": text})
