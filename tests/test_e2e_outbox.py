@@ -63,7 +63,7 @@ def actors(stub_broker, integrated_settings):
 
 def drain(broker, worker):
     for _ in range(3):
-        for queue in ("default", "tools"):
+        for queue in ("ticks", "default", "tools"):
             broker.join(queue)
         worker.join()
 
@@ -97,7 +97,7 @@ def test_the_minute_tick_probes_now_and_schedules_the_half_minute_probe(actors, 
     before = time.time() * 1000
     actors.tick_glpi_health.fn()
     assert circuit.status_of(redis_client, "glpi") == "ok"
-    delayed = [dramatiq.Message.decode(m) for m in stub_broker.queues["default.DQ"].queue]
+    delayed = [dramatiq.Message.decode(m) for m in stub_broker.queues["ticks.DQ"].queue]
     assert [m.actor_name for m in delayed] == ["probe_glpi_health"]
     assert 29_000 <= delayed[0].options["eta"] - before <= 31_000
 

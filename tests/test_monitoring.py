@@ -163,3 +163,16 @@ def test_monitoring_answers_quickly(web, conn):
     per_request_ms = (time.perf_counter() - started) * 1000 / 20
     print(f"\nGET /monitoring: {per_request_ms:.1f} ms")
     assert per_request_ms < 200
+
+
+def test_an_interrupted_action_with_an_unknown_outcome_is_listed_for_a_human(web, conn):
+    from widip.functions.callers import system_persona
+
+    call = calls.propose(conn, tool_name="smtp_send_email", arguments={"to": ["a@widip.fr"], "subject": "s", "body": "b"},
+                         caller=system_persona("notificateur"), policy=POLICY, approval_ttl=timedelta(hours=1))
+    conn.execute("UPDATE tool_calls SET status = 'unknown_outcome', error = 'outcome unknown', finished_at = now() "
+                 "WHERE id = %s", (call["id"],))
+    report = get(web, token_for(conn, "tech", 1)).json
+    assert report["tool_calls_to_check"]["count"] == 1
+    assert report["tool_calls_to_check"]["recent"][0]["tool"] == "smtp_send_email"
+    assert any("unknown outcome" in p["what"] for p in report["problems"])

@@ -34,7 +34,7 @@ def tick_glpi_health() -> None:
     run_probe()
 
 
-@dramatiq.actor(queue_name="default", max_retries=0, time_limit=PROBE_TIME_LIMIT_MS)
+@dramatiq.actor(queue_name="ticks", max_retries=0, time_limit=PROBE_TIME_LIMIT_MS)
 def probe_glpi_health() -> None:
     """One GLPI health probe (no retry: the next probe is at most 30 s away)."""
     run_probe()  # NOTE: nothing returned: results are not stored, and Dramatiq warns on a discarded value

@@ -18,6 +18,7 @@ from psycopg import Connection
 from psycopg_pool import ConnectionPool
 
 from widip.functions import circuit, health, heartbeat, integration_status, metrics, outbox
+from widip.functions.sentinel import notifier
 from widip.functions.db import transaction
 
 logger = logging.getLogger(__name__)
@@ -41,6 +42,8 @@ def snapshot(pool: ConnectionPool, client: redis.Redis, *, now: float | None = N
         glpi_history = health.history(conn)
         box = outbox_report(conn)
         approvals = pending_approvals(conn)
+        failed_tickets = notifier.ticket_failures(conn)
+        unknown = unknown_outcomes(conn)
     report = {
         "generated_at": now,
         "integrations": integrations(client),
@@ -51,7 +54,8 @@ def snapshot(pool: ConnectionPool, client: redis.Redis, *, now: float | None = N
         "approvals": approvals,
         "devices_down": devices_down(client),
         "scheduler": heartbeat.scheduler_status(client, now),
-        "sentinel": {"last_tick": _json(client.get(SENTINEL_TICK_KEY))},
+        "sentinel": {"last_tick": _json(client.get(SENTINEL_TICK_KEY)), "ticket_failures": failed_tickets},
+        "tool_calls_to_check": unknown,
         "assist": {"last_cycle": _json(client.get(ASSIST_CYCLE_KEY))},
     }
     report["problems"] = problems(report)
@@ -139,6 +143,17 @@ def devices_down(client: redis.Redis) -> list[dict]:
     return sorted(devices, key=lambda d: -_number(d.get("duration_minutes")))
 
 
+def unknown_outcomes(conn, limit: int = 20) -> dict:
+    """Actions interrupted after their request may have reached the system: a human checks each one."""
+    rows = conn.execute("SELECT id, tool_name, error, finished_at FROM tool_calls WHERE status = 'unknown_outcome' "
+                        "AND finished_at > now() - interval '7 days' ORDER BY finished_at DESC LIMIT %s",
+                        (limit,)).fetchall()
+    total = conn.execute("SELECT count(*) AS n FROM tool_calls WHERE status = 'unknown_outcome' "
+                         "AND finished_at > now() - interval '7 days'").fetchone()["n"]
+    return {"count": total, "recent": [{"call_id": str(r["id"]), "tool": r["tool_name"], "error": r["error"],
+                                        "at": r["finished_at"].isoformat()} for r in rows]}
+
+
 def problems(report: dict) -> list[dict]:
     """What needs a human, most severe first: {"severity": "error"|"warning", "what": str}."""
     found = []
@@ -157,6 +172,12 @@ def problems(report: dict) -> list[dict]:
             found.append(("warning", f"{info['dead_lettered']} dead-lettered message(s) in queue {queue}"))
     if not report["scheduler"]["ok"]:
         found.append(("error", f"scheduler: {report['scheduler']['detail']}"))
+    if report["sentinel"]["ticket_failures"]["count"]:
+        found.append(("error", f"{report['sentinel']['ticket_failures']['count']} incident(s) without their GLPI "
+                               "ticket: open them by hand"))
+    if report["tool_calls_to_check"]["count"]:
+        found.append(("warning", f"{report['tool_calls_to_check']['count']} action(s) interrupted with an unknown "
+                                 "outcome: check the target system"))
     order = {"error": 0, "warning": 1}
     return [{"severity": s, "what": w} for s, w in sorted(found, key=lambda p: order[p[0]])]
 
