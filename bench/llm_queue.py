@@ -30,20 +30,11 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from bench.common import Fleet, free_port, percentile  # noqa: E402
 BIN = Path(sys.executable).parent
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def percentile(values: list[float], pct: int) -> float:
-    ordered = sorted(values)
-    if len(ordered) == 1:
-        return ordered[0]
-    return statistics.quantiles(ordered, n=100, method="inclusive")[pct - 1]
 
 
 def wait_until(check, timeout: float, interval: float = 0.05):
@@ -55,35 +46,6 @@ def wait_until(check, timeout: float, interval: float = 0.05):
         time.sleep(interval)
     raise TimeoutError("benchmark step did not finish in time (see the llm log)")
 
-
-class Fleet:
-    """Procfile processes started with the bench's servers; all stopped on exit."""
-
-    def __init__(self, env: dict[str, str], log_dir: Path):
-        from widip.launcher import procfile_entries
-
-        self.commands = procfile_entries(ROOT / "Procfile")
-        self.env = env
-        self.log_dir = log_dir
-        self.processes: list[subprocess.Popen] = []
-
-    def start(self, name: str, **extra: str) -> None:
-        log = open(self.log_dir / f"{name}.log", "ab")
-        self.processes.append(subprocess.Popen(
-            self.commands[name], shell=True, cwd=ROOT, env={**self.env, **extra}, stdout=log,
-            stderr=subprocess.STDOUT, start_new_session=True))
-
-    def stop(self) -> None:
-        for process in self.processes:
-            try:
-                os.killpg(process.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-        for process in self.processes:
-            try:
-                process.wait(20)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
 
 
 def command_rates(client, seconds: float) -> dict[str, float]:
