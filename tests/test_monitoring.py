@@ -127,6 +127,7 @@ def test_monitoring_counts_queues_outbox_approvals_devices_and_pipeline_markers(
     redis_client.hset("workflow:device_down:42", mapping={"first_seen": "2025-01-01T10:00:00", "duration_minutes": "25",
                                                           "alert_sent": "1"})
     redis_client.hset("workflow:device_down:7", mapping={"duration_minutes": "3", "alert_sent": "0"})
+    redis_client.sadd("workflow:device_down:index", "42", "7")  # the Sentinel tracker's own index set
     redis_client.set("widip:sentinel:last_tick", json.dumps({"at": "2025-01-01T10:05:00", "devices": 12}))
 
     report = get(web, token_for(conn, "tech", 1)).json

@@ -125,6 +125,8 @@ def devices_down(client: redis.Redis) -> list[dict]:
     """The Sentinel tracker's `workflow:device_down:{device_id}` hashes, if any (longest outage first)."""
     keys = []
     for key in client.scan_iter(match=DEVICE_DOWN_PATTERN, count=200):
+        if key.decode().rsplit(":", 1)[1] == "index":  # the tracker's set of tracked ids, not a device
+            continue
         keys.append(key)
         if len(keys) >= MAX_DEVICES:
             break
@@ -134,7 +136,7 @@ def devices_down(client: redis.Redis) -> list[dict]:
     for key in keys:
         pipe.hgetall(key)
     devices = []
-    for key, fields in zip(keys, pipe.execute()):
+    for key, fields in zip(keys, pipe.execute(raise_on_error=False)):
         if not isinstance(fields, dict):
             continue
         entry = {k.decode(): v.decode() for k, v in fields.items()}
