@@ -18,7 +18,7 @@ from widip.functions import metrics, outbox
 from widip.functions.callers import Caller
 from widip.functions.db import Jsonb
 from widip.functions.safeguard import audit, gate
-from widip.functions.safeguard.policy import Policy, level_for
+from widip.functions.safeguard.policy import Policy, level_for, over_rate_limit
 from widip.functions.tools.registry import get_tool, validate_arguments
 
 logger = logging.getLogger(__name__)
@@ -63,7 +63,9 @@ def propose(conn: Connection, *, tool_name: str, arguments, caller: Caller, poli
                      outcome="invalid", reason=exc.message)
         raise
     level = level_for(conn, tool.name, caller.persona)
-    decision = gate.decide(level, caller, policy, confidence=confidence)
+    capped = over_rate_limit(conn, policy, tool.name, arguments)
+    decision = gate.Decision(gate.REFUSED, level, capped) if capped else \
+        gate.decide(level, caller, policy, confidence=confidence)
     status = _STATUS_FOR[decision.outcome]
     row = conn.execute(
         "INSERT INTO tool_calls (id, session_id, tool_name, arguments, args_hash, caller, requester_user_id, "

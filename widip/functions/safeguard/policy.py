@@ -26,6 +26,8 @@ class Policy:
     deferred_min_hours: int = 24
     deferred_max_hours: int = 48
     l1_threshold: float = 0.80
+    #: tool → {"per": argument name, "max": calls, "hours": window}
+    rate_limits: dict[str, dict] = field(default_factory=dict)
 
 
 def load_policy(policy_dir: Path) -> Policy:
@@ -39,6 +41,7 @@ def load_policy(policy_dir: Path) -> Policy:
         deferred_min_hours=int(human.get("deferred_min_hours", 24)),
         deferred_max_hours=int(human.get("deferred_max_hours", 48)),
         l1_threshold=float(data.get("confidence", {}).get("l1_threshold", 0.80)),
+        rate_limits={tool: dict(limit) for tool, limit in data.get("rate_limits", {}).items()},
     )
     for tool, level in list(policy.levels.items()) + [(t, lv) for p in policy.persona_levels.values() for t, lv in p.items()]:
         if level not in LEVELS:
@@ -99,3 +102,19 @@ def set_level(conn: Connection, tool_name: str, persona: str, level: str, *, rea
         "RETURNING tool_name, persona, level, reason, updated_by, updated_at",
         (tool_name, persona, level, reason.strip(), changed_by)).fetchone()
     return {**row, "previous_level": old["level"]}
+
+
+def over_rate_limit(conn: Connection, policy: Policy, tool_name: str, arguments: dict) -> str | None:
+    """Why this call exceeds its per-target cap (policy [rate_limits]), or None."""
+    limit = policy.rate_limits.get(tool_name)
+    if not limit or limit["per"] not in arguments:
+        return None
+    count = conn.execute(
+        "SELECT count(*) AS n FROM tool_calls WHERE tool_name = %s AND arguments->>%s = %s "
+        "AND status IN ('ready', 'running', 'done', 'waiting_approval', 'unknown_outcome') "
+        "AND created_at > now() - make_interval(hours => %s)",
+        (tool_name, limit["per"], str(arguments[limit["per"]]), int(limit["hours"]))).fetchone()["n"]
+    if count >= int(limit["max"]):
+        return (f"{tool_name} already called {count} time(s) for {limit['per']}={arguments[limit['per']]} "
+                f"in the last {limit['hours']} h (limit {limit['max']})")
+    return None
