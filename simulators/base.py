@@ -58,6 +58,33 @@ def count_and_fault(state, req) -> int | None:
     return int(fault["status"]) if fault.get("status") else None
 
 
+class CallsAndFaults:
+    """`/_sim/calls` (GET counts, DELETE resets) and `/_sim/fault` for a simulator whose state has
+    `lock`, `calls` (a Counter) and `fault`; mix into the simulator's `/_sim/` resource."""
+
+    _state = None
+
+    def on_get_calls(self, req, resp):
+        with self._state.lock:
+            resp.media = {"total": sum(self._state.calls.values()), "by_route": dict(self._state.calls)}
+
+    def on_delete_calls(self, req, resp):
+        with self._state.lock:
+            self._state.calls.clear()
+        resp.media = {"total": 0, "by_route": {}}
+
+    def on_post_fault(self, req, resp):
+        body = req.get_media(default_when_empty={}) or {}
+        with self._state.lock:
+            self._state.fault = {k: body[k] for k in ("delay_seconds", "status", "times") if body.get(k) is not None}
+        resp.media = {"fault": self._state.fault}
+
+
+def add_calls_and_faults(app, resource) -> None:
+    app.add_route("/_sim/calls", resource, suffix="calls")
+    app.add_route("/_sim/fault", resource, suffix="fault")
+
+
 def serve(app, host: str = "127.0.0.1", port: int = 0) -> RunningServer:
     """Serve a WSGI app in a daemon thread; port 0 picks a free one."""
     server = make_server(host, port, app, server_class=_ThreadingWSGIServer, handler_class=_QuietHandler)

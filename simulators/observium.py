@@ -28,7 +28,7 @@ from zoneinfo import ZoneInfo
 import falcon
 import httpx
 
-from simulators.base import count_and_fault
+from simulators.base import CallsAndFaults, add_calls_and_faults, count_and_fault
 
 DEFAULT_USER = "observium"
 DEFAULT_PASSWORD = "observium-pass"
@@ -454,7 +454,7 @@ class _Ports:
         resp.media = _collection(rows, "ports")
 
 
-class _Sim:
+class _Sim(CallsAndFaults):
     """The /_sim/ endpoints (see module docstring)."""
 
     def __init__(self, state: State):
@@ -482,21 +482,6 @@ class _Sim:
     def on_get_devices(self, req, resp):
         with self._state.lock:
             resp.media = {"devices": [dict(r) for _, r in sorted(self._state.devices.items())]}
-
-    def on_get_calls(self, req, resp):
-        with self._state.lock:
-            resp.media = {"total": sum(self._state.calls.values()), "by_route": dict(self._state.calls)}
-
-    def on_delete_calls(self, req, resp):
-        with self._state.lock:
-            self._state.calls.clear()
-        resp.media = {"total": 0, "by_route": {}}
-
-    def on_post_fault(self, req, resp):
-        body = req.get_media(default_when_empty={}) or {}
-        with self._state.lock:
-            self._state.fault = {k: body[k] for k in ("delay_seconds", "status", "times") if body.get(k) is not None}
-        resp.media = {"fault": self._state.fault}
 
     def on_post_send_alert(self, req, resp):
         body = req.get_media()
@@ -529,8 +514,7 @@ def make_app(state: State | None = None) -> falcon.App:
     app.add_route("/_sim/seed", sim, suffix="seed")
     app.add_route("/_sim/devices", sim, suffix="devices")
     app.add_route("/_sim/devices/{device_id:int}/{direction}", sim, suffix="flip")
-    app.add_route("/_sim/calls", sim, suffix="calls")
-    app.add_route("/_sim/fault", sim, suffix="fault")
+    add_calls_and_faults(app, sim)
     app.add_route("/_sim/send_alert", sim, suffix="send_alert")
     return app
 

@@ -27,7 +27,7 @@ from datetime import datetime, timezone
 
 import falcon
 
-from simulators.base import count_and_fault
+from simulators.base import CallsAndFaults, add_calls_and_faults, count_and_fault
 
 DEFAULT_TOKEN = "phibee-api-token"
 DEFAULT_TEST_DURATION_SECONDS = 2.0
@@ -311,7 +311,7 @@ class _Services:
         resp.media = {"count": len(rows), "incidents": rows}
 
 
-class _Sim:
+class _Sim(CallsAndFaults):
     def __init__(self, state: State):
         self._state = state
 
@@ -351,21 +351,6 @@ class _Sim:
             self._state.test_duration_seconds = float(body["test_duration_seconds"])
         resp.media = {"test_duration_seconds": self._state.test_duration_seconds}
 
-    def on_get_calls(self, req, resp):
-        with self._state.lock:
-            resp.media = {"total": sum(self._state.calls.values()), "by_route": dict(self._state.calls)}
-
-    def on_delete_calls(self, req, resp):
-        with self._state.lock:
-            self._state.calls.clear()
-        resp.media = {"total": 0, "by_route": {}}
-
-    def on_post_fault(self, req, resp):
-        body = req.get_media(default_when_empty={}) or {}
-        with self._state.lock:
-            self._state.fault = {k: body[k] for k in ("delay_seconds", "status", "times") if body.get(k) is not None}
-        resp.media = {"fault": self._state.fault}
-
 
 def make_app(state: State | None = None) -> falcon.App:
     """The proposed Phibee API plus /_sim/; a demo-seeded state when none is given."""
@@ -381,8 +366,7 @@ def make_app(state: State | None = None) -> falcon.App:
     app.add_route("/_sim/incidents", sim, suffix="incidents")
     app.add_route("/_sim/lines/{ref}", sim, suffix="line")
     app.add_route("/_sim/config", sim, suffix="config")
-    app.add_route("/_sim/calls", sim, suffix="calls")
-    app.add_route("/_sim/fault", sim, suffix="fault")
+    add_calls_and_faults(app, sim)
     return app
 
 

@@ -99,6 +99,14 @@ def conn(database_url):
 
 
 @pytest.fixture
+def pool(settings):
+    """A connection pool on this test's database, as the service's processes use."""
+    p = db.make_pool(settings.database_url)
+    yield p
+    p.close()
+
+
+@pytest.fixture
 def settings(database_url, redis_url, tmp_path):
     """Settings for this test: its own database, the emptied Redis, a private var/ dir."""
     return Settings(

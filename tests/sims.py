@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import httpx
 import pytest
 
 from simulators import glpi as glpi_sim
@@ -131,3 +132,21 @@ def directory_settings(integrated_settings, active_directory, pwpush, _tls):
     return integrated_settings.with_overrides(
         ad_server=active_directory.url, ad_user=DEMO_SERVICE_USER, ad_password=DEMO_SERVICE_PASSWORD,
         ad_base_dn=DEMO_BASE_DN, ca_file=_tls.ca_file, mysecret_api_url=pwpush.url, mysecret_api_token=DEMO_TOKEN)
+
+
+class ServedSim:
+    """A simulator module's app served for one test module, with helpers for its /_sim/ endpoints."""
+
+    def __init__(self, module, state):
+        self.state = state
+        self.server = serve(module.make_app(state))
+        self.url = self.server.url
+
+    def post(self, path: str, body: dict | None = None) -> dict:
+        response = httpx.post(f"{self.url}{path}", json=body or {}, timeout=10)
+        response.raise_for_status()
+        return response.json()
+
+    def calls(self) -> dict:
+        """{"total": n, "by_route": {...}} from /_sim/calls."""
+        return httpx.get(f"{self.url}/_sim/calls", timeout=5).json()

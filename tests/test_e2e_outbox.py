@@ -156,13 +156,6 @@ def monitoring_report(stack, conn, pool, redis_url) -> dict:
         client.close()
 
 
-@pytest.fixture
-def pool(settings):
-    p = db.make_pool(settings.database_url)
-    yield p
-    p.close()
-
-
 @pytest.mark.e2e
 @pytest.mark.parametrize("kill_worker", [False, True], ids=["clean", "worker-killed-mid-creation"])
 def test_on_real_processes_a_waiting_ticket_is_created_exactly_once_after_recovery(

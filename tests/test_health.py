@@ -20,13 +20,6 @@ from widip.functions.tools.clients import Clients
 
 
 @pytest.fixture
-def pool(settings):
-    p = db.make_pool(settings.database_url)
-    yield p
-    p.close()
-
-
-@pytest.fixture
 def health_settings(integrated_settings):
     return integrated_settings.with_overrides(glpi_down_after_failures=2, glpi_slow_threshold_ms=2000,
                                               integration_timeout_seconds=2.0)

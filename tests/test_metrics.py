@@ -42,13 +42,6 @@ def web(integrated_settings):
     return TestClient(build_app(integrated_settings))
 
 
-@pytest.fixture
-def pool(settings):
-    p = db.make_pool(settings.database_url)
-    yield p
-    p.close()
-
-
 def scrape(web) -> dict:
     result = web.simulate_get("/metrics")
     assert result.status_code == 200 and result.headers["content-type"].startswith("text/plain")

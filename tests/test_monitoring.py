@@ -52,13 +52,6 @@ def web(integrated_settings):
     return TestClient(build_app(integrated_settings))
 
 
-@pytest.fixture
-def pool(settings):
-    p = db.make_pool(settings.database_url)
-    yield p
-    p.close()
-
-
 def get(web, token):
     return web.simulate_get("/monitoring", headers={"Authorization": f"Bearer {token}"})
 

@@ -12,6 +12,7 @@ import pytest
 
 from simulators import observium as sim
 from simulators.base import serve
+from tests.sims import ServedSim
 from widip.config import Settings
 from widip.errors import ConfigError, Invalid, Rejected, Unavailable
 from widip.functions.observium import ObserviumClient, derive_site_and_client
@@ -27,21 +28,9 @@ SPEC_WEBHOOK_KEYS = {
 }
 
 
-class Sim:
-    """A running simulator: its state, URL and a helper for the /_sim/ endpoints."""
-
+class Sim(ServedSim):
     def __init__(self, state: sim.State):
-        self.state = state
-        self.server = serve(sim.make_app(state))
-        self.url = self.server.url
-
-    def post(self, path: str, body: dict | None = None) -> dict:
-        response = httpx.post(f"{self.url}{path}", json=body or {}, timeout=10)
-        response.raise_for_status()
-        return response.json()
-
-    def calls(self) -> dict:
-        return httpx.get(f"{self.url}/_sim/calls", timeout=5).json()
+        super().__init__(sim, state)
 
 
 @pytest.fixture(scope="module")

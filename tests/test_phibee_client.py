@@ -11,6 +11,7 @@ import pytest
 
 from simulators import phibee as sim
 from simulators.base import serve
+from tests.sims import ServedSim
 from widip.config import Settings
 from widip.errors import ConfigError, Invalid, Rejected, Unavailable
 from widip.functions.phibee import LineTestStep, PhibeeClient, line_verdict
@@ -19,19 +20,12 @@ TILLEULS = "EHPAD Les Tilleuls - Lyon"
 SAINT_JOSEPH = "EHPAD Saint-Joseph - Vienne"
 
 
-class Sim:
+class Sim(ServedSim):
     def __init__(self, state: sim.State):
-        self.state = state
-        self.server = serve(sim.make_app(state))
-        self.url = self.server.url
-
-    def post(self, path: str, body: dict | None = None) -> dict:
-        response = httpx.post(f"{self.url}{path}", json=body or {}, timeout=10)
-        response.raise_for_status()
-        return response.json()
+        super().__init__(sim, state)
 
     def calls(self) -> dict:
-        return httpx.get(f"{self.url}/_sim/calls", timeout=5).json()["by_route"]
+        return super().calls()["by_route"]
 
 
 @pytest.fixture(scope="module")

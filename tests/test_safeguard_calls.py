@@ -25,13 +25,6 @@ TICKET = {"title": "Imprimante en panne", "content": "L'imprimante du 2e étage 
 
 
 @pytest.fixture
-def pool(settings):
-    p = db.make_pool(settings.database_url)
-    yield p
-    p.close()
-
-
-@pytest.fixture
 def clients(integrated_settings, redis_client):
     c = Clients(integrated_settings, redis_client)
     yield c

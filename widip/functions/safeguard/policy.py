@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import functools
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,7 +31,9 @@ class Policy:
     rate_limits: dict[str, dict] = field(default_factory=dict)
 
 
+@functools.lru_cache(maxsize=8)
 def load_policy(policy_dir: Path) -> Policy:
+    """The policy file, read once per process (levels themselves are live in safeguard_config)."""
     data = tomllib.loads((policy_dir / "safeguard.toml").read_text(encoding="utf-8"))
     human = data.get("human", {})
     policy = Policy(
