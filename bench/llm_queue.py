@@ -92,10 +92,10 @@ def main(argv: list[str] | None = None) -> int:
 
         from simulators import ollama as ollama_sim
         from simulators.base import serve
-        from widip.actors import deps as actor_deps
+        from widip import deps as actor_deps
         from widip.actors import llm as llm_actors
         from widip.config import Settings
-        from widip.functions import llm_gateway
+        from widip.functions.llm import gateway as llm_gateway
 
         state = ollama_sim.State().seed_demo()
         sim = serve(ollama_sim.make_app(state))

@@ -143,7 +143,7 @@ def app_client(settings):
 def stub_broker(settings):
     """The StubBroker with this test's dependencies; emptied afterwards."""
     from widip.actors import broker
-    from widip.actors import deps as actor_deps
+    from widip import deps as actor_deps
 
     actor_deps.configure(settings)
     broker.flush_all()

@@ -9,7 +9,7 @@ from simulators import anthropic as anthropic_sim
 from simulators import ollama as ollama_sim
 from simulators.base import serve
 from tests.conftest import drain
-from widip.actors import deps as actor_deps
+from widip import deps as actor_deps
 from widip.http.app import create_app
 
 

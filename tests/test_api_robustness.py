@@ -10,7 +10,7 @@ import itertools
 import pytest
 from falcon.testing import TestClient
 
-from widip.actors import deps as actor_deps
+from widip import deps as actor_deps
 from widip.http.app import create_app
 
 PATH_VALUES = ["0", "-1", "abc", "9" * 30, "x'; DROP TABLE users;--", "6f1c0c8e-9a53-4b0e-8f0e-000000000000"]

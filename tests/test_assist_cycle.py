@@ -6,10 +6,11 @@ from datetime import timedelta
 import pytest
 
 from tests.conftest import drain
-from widip.actors import deps as actor_deps
+from widip import deps as actor_deps
 from widip.actors.tools import flush_outbox
 from widip.config import PROJECT_ROOT
-from widip.functions import assist, db
+from widip.functions import db
+from widip.functions.assist import cycle as assist
 from widip.functions.callers import system_persona
 from widip.functions.safeguard import calls
 from widip.functions.safeguard.policy import load_policy

@@ -6,12 +6,12 @@ import pytest
 from falcon.testing import TestClient
 
 from tests.conftest import drain
-from widip.actors import deps as actor_deps
+from widip import deps as actor_deps
 from widip.actors.tools import flush_outbox
 from widip.functions import db, outbox
 from widip.functions.agent.sessions import create_session
 from widip.functions.callers import system_persona
-from widip.functions.llm.rules_assist import classify
+from widip.functions.assist.playbook import classify
 from widip.http.app import create_app
 
 

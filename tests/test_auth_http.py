@@ -24,7 +24,7 @@ class CallerProbe:
 
 def _own_app(settings, deps=None):
     """The identity resources behind Authenticate, for when app.py does not wire the middleware yet."""
-    from widip.actors import deps as actor_deps
+    from widip import deps as actor_deps
     from widip.http import health
     from widip.http.app import AppContext
     from widip.http.errors import register_error_handlers
@@ -209,7 +209,7 @@ def test_with_the_database_down_protected_endpoints_say_503_and_public_ones_stil
     import redis
     from psycopg_pool import ConnectionPool
 
-    from widip.actors.deps import Deps
+    from widip.deps import Deps
 
     url = "postgresql://nobody@127.0.0.1:1/none?connect_timeout=1"
     pool = ConnectionPool(url, open=False, timeout=0.5, reconnect_timeout=0.5)

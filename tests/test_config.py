@@ -58,7 +58,7 @@ def test_connection_passwords_never_show_in_the_printable_settings():
 
 
 def test_a_cleartext_directory_connection_is_refused_in_production():
-    from widip.functions.active_directory import ActiveDirectoryClient
+    from widip.functions.integrations.active_directory import ActiveDirectoryClient
 
     settings = Settings.from_env({**BASE, "AD_SERVER": "ldap://dc01", "AD_USER": "svc", "AD_PASSWORD": "x",
                                   "AD_BASE_DN": "DC=widip,DC=local"})

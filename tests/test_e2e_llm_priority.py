@@ -21,7 +21,7 @@ from simulators.base import serve
 from tests.test_llm_queue import gateway_headers
 from tests.stack import free_port, poll
 from widip.config import PROJECT_ROOT
-from widip.functions import gpu_lock
+from widip.functions.llm import gpu_lock
 from widip.launcher import procfile_entries
 
 pytestmark = pytest.mark.e2e

@@ -16,7 +16,8 @@ import pytest
 from tests.stack import poll
 from tests.test_metrics import integration_env, send_probes
 from widip.config import PROJECT_ROOT
-from widip.functions import circuit, db, identity, monitoring, outbox
+from widip.functions import db, identity, monitoring, outbox
+from widip.functions.integrations import circuit
 from widip.functions.callers import system_persona
 from widip.functions.safeguard import calls
 from widip.functions.safeguard.policy import load_policy
@@ -54,7 +55,7 @@ def outbox_row(conn, call_id) -> dict:
 
 @pytest.fixture
 def actors(stub_broker, integrated_settings):
-    from widip.actors import deps as actor_deps
+    from widip import deps as actor_deps
     from widip.actors import health as health_actors
 
     actor_deps.configure(integrated_settings.with_overrides(glpi_down_after_failures=2))

@@ -15,7 +15,7 @@ from simulators.base import serve
 from simulators.smtp import start_sink
 from tests.conftest import drain
 from tests.stack import free_port, poll
-from widip.actors import deps as actor_deps
+from widip import deps as actor_deps
 from widip.actors import sentinel as sentinel_actors
 
 pytestmark = pytest.mark.e2e

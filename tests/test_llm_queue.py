@@ -21,7 +21,7 @@ from simulators import ollama as ollama_sim
 from simulators.base import serve
 from widip.config import PROJECT_ROOT
 from widip.errors import Invalid, Rejected, Unavailable
-from widip.functions import gpu_lock, llm_gateway, llm_queue
+from widip.functions.llm import gpu_lock, gateway as llm_gateway, queue as llm_queue
 
 
 # --- fixtures -----------------------------------------------------------------------------------
@@ -67,7 +67,7 @@ def llm_settings(settings, ollama):
 
 @pytest.fixture
 def gateway(llm_settings, stub_broker):
-    from widip.actors import deps as actor_deps
+    from widip import deps as actor_deps
     from widip.http.app import create_app
 
     client = TestClient(create_app(llm_settings), headers=gateway_headers(llm_settings.database_url))
@@ -298,7 +298,7 @@ def test_a_callback_answering_a_redirect_is_not_followed_nor_retried(llm_setting
 
 
 def test_an_unreachable_llm_answers_the_french_unavailable_text(gateway, stub_broker, stub_worker, llm_settings):
-    from widip.actors import deps as actor_deps
+    from widip import deps as actor_deps
 
     down = llm_settings.with_overrides(ollama_host="http://127.0.0.1:9")
     client = TestClient(__import__("widip.http.app", fromlist=["create_app"]).create_app(down),
@@ -360,7 +360,7 @@ def test_two_slots_admit_two_holders_and_block_the_third(database_url):
 
 
 def test_a_process_killed_while_holding_the_gpu_frees_it_at_once(database_url, conn):
-    code = ("import sys, time; from widip.functions.gpu_lock import GpuLock; "
+    code = ("import sys, time; from widip.functions.llm.gpu_lock import GpuLock; "
             "lock = GpuLock(sys.argv[1]); lock.acquire(); print('held', flush=True); time.sleep(60)")
     child = subprocess.Popen([sys.executable, "-c", code, database_url], cwd=PROJECT_ROOT,
                              stdout=subprocess.PIPE, text=True)
@@ -400,7 +400,7 @@ def test_a_local_provider_call_holds_the_gpu_lock(llm_settings, conn, ollama):
 
 def test_a_model_the_llm_does_not_have_ends_the_request_as_failed_not_retried(llm_settings, stub_broker,
                                                                              stub_worker):
-    from widip.actors import deps as actor_deps
+    from widip import deps as actor_deps
     from widip.http.app import create_app
 
     # Given a deployment configured with a model the Ollama server does not have

@@ -12,9 +12,9 @@ from simulators.smtp import start_silent_server, start_sink
 from simulators.tls import generate_tls_files
 from widip.config import Settings
 from widip.errors import Invalid, PolicyDenied, Rejected, Unavailable
-from widip.functions import mail_templates
-from widip.functions.http_client import OUTCOME_LISTENERS
-from widip.functions.mail import MailClient
+from widip.functions.integrations import mail_templates
+from widip.functions.integrations.http_client import OUTCOME_LISTENERS
+from widip.functions.integrations.mail import MailClient
 
 PASSWORD = "s3cret-Pa55"
 

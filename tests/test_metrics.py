@@ -15,8 +15,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.stack import poll
 from tests.test_monitoring import build_app
-from widip.functions import db, health, metrics, outbox
-from widip.functions.tools.clients import Clients
+from widip.functions import db, metrics, outbox
+from widip.functions.integrations import glpi_health
+from widip.functions.integrations.clients import Clients
 
 LISTED = ("widip_workflow_duration_seconds", "widip_sentinel_duration_seconds", "widip_cache_hit_total",
           "widip_workflow_success_total", "widip_workflow_error_total", "widip_integration_up",
@@ -63,7 +64,7 @@ def test_every_listed_metric_is_exposed_and_its_value_moves(web, conn, pool, red
     # What this module wires itself: the GLPI probe, the outbox and LLM queue gauges.
     clients = Clients(integrated_settings, redis_client)
     try:
-        health.probe_glpi(redis_client, pool, clients, integrated_settings)
+        glpi_health.probe_glpi(redis_client, pool, clients, integrated_settings)
     finally:
         clients.close()
     for key in ("a", "b", "c"):
@@ -102,10 +103,10 @@ def test_integration_up_follows_the_glpi_probe_and_the_call_outcomes(web, pool, 
     clients = Clients(settings, redis_client)
     glpi.state.fault = {"status": 503}
     try:
-        health.probe_glpi(redis_client, pool, clients, settings)
+        glpi_health.probe_glpi(redis_client, pool, clients, settings)
         assert value(scrape(web), "widip_integration_up", system="glpi") == 0
         glpi.state.fault = {}
-        health.probe_glpi(redis_client, pool, clients, settings)
+        glpi_health.probe_glpi(redis_client, pool, clients, settings)
         assert value(scrape(web), "widip_integration_up", system="glpi") == 1
     finally:
         glpi.state.fault = {}

@@ -10,11 +10,12 @@ import pytest
 from falcon.testing import TestClient
 
 from widip.config import PROJECT_ROOT
-from widip.functions import db, health, identity, outbox
+from widip.functions import db, identity, outbox
+from widip.functions.integrations import glpi_health
 from widip.functions.callers import Caller
 from widip.functions.safeguard import calls
 from widip.functions.safeguard.policy import load_policy
-from widip.functions.tools.clients import Clients
+from widip.functions.integrations.clients import Clients
 from widip.http.auth import Authenticate
 
 POLICY = load_policy(PROJECT_ROOT / "policy")
@@ -27,7 +28,7 @@ def build_app(settings):
     app = create_app(settings)
     if any(isinstance(m, Authenticate) for m in getattr(app, "_unprepared_middleware", ())):
         return app
-    from widip.actors import deps as actor_deps
+    from widip import deps as actor_deps
     from widip.http import metrics as metrics_http
     from widip.http import monitoring as monitoring_http
     from widip.http.app import AppContext
@@ -65,8 +66,8 @@ def test_monitoring_needs_a_logged_in_n1_user(web, conn):
 @pytest.fixture
 def recording(redis_client):
     """Integration outcomes recorded into this test's Redis (as every process does once actors load)."""
-    from widip.functions import integration_status
-    from widip.functions.http_client import OUTCOME_LISTENERS
+    from widip.functions.integrations import status as integration_status
+    from widip.functions.integrations.http_client import OUTCOME_LISTENERS
 
     previous, installed = integration_status._source, integration_status.listener in OUTCOME_LISTENERS
     integration_status.install(redis_client)
@@ -81,10 +82,10 @@ def test_monitoring_shows_glpi_down_its_history_and_the_problem(web, conn, pool,
     settings = integrated_settings.with_overrides(glpi_down_after_failures=2)
     clients = Clients(settings, redis_client)
     try:
-        health.probe_glpi(redis_client, pool, clients, settings)
+        glpi_health.probe_glpi(redis_client, pool, clients, settings)
         glpi.state.fault = {"status": 503}
         for _ in range(3):
-            health.probe_glpi(redis_client, pool, clients, settings)
+            glpi_health.probe_glpi(redis_client, pool, clients, settings)
     finally:
         glpi.state.fault = {}
         clients.close()

@@ -10,8 +10,8 @@ import pytest
 from simulators.base import serve
 from simulators.pwpush import DEMO_TOKEN, State, make_app
 from widip.errors import Conflict, Invalid, NotFound, Rejected, Unavailable
-from widip.functions.mysecret import MySecretClient
-from widip.functions.secret_handles import SecretStore
+from widip.functions.integrations.mysecret import MySecretClient
+from widip.functions.integrations.secret_handles import SecretStore
 
 
 @pytest.fixture(scope="module")

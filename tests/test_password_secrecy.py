@@ -23,10 +23,10 @@ from simulators.pwpush import State as PushState
 from simulators.pwpush import make_app as make_push_app
 from simulators.tls import generate_tls_files
 from widip.errors import Unavailable
-from widip.functions.active_directory import ActiveDirectoryClient
-from widip.functions.mysecret import MySecretClient
-from widip.functions.passwords import meets_complexity
-from widip.functions.secret_handles import SecretStore
+from widip.functions.integrations.active_directory import ActiveDirectoryClient
+from widip.functions.integrations.mysecret import MySecretClient
+from widip.functions.integrations.passwords import meets_complexity
+from widip.functions.integrations.secret_handles import SecretStore
 
 
 @pytest.fixture

@@ -9,11 +9,12 @@ import pytest
 
 from widip.config import PROJECT_ROOT
 from widip.errors import Conflict, Forbidden, Invalid, NotFound
-from widip.functions import db, tool_runs
+from widip.functions import db
+from widip.functions.safeguard import runs as tool_runs
 from widip.functions.callers import Caller, system_persona
 from widip.functions.safeguard import calls, deferred
 from widip.functions.safeguard.policy import load_policy, set_level
-from widip.functions.tools.clients import Clients
+from widip.functions.integrations.clients import Clients
 
 POLICY = load_policy(PROJECT_ROOT / "policy")
 TTL = timedelta(hours=24)

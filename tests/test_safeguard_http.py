@@ -6,7 +6,7 @@ import pytest
 from falcon.testing import TestClient
 
 from tests.conftest import drain
-from widip.actors import deps as actor_deps
+from widip import deps as actor_deps
 from widip.http.app import create_app
 
 TICKET = {"title": "Imprimante en panne", "content": "L'imprimante du 2e étage ne répond plus."}

@@ -10,7 +10,7 @@ from prometheus_client import REGISTRY
 
 from tests.conftest import drain
 from tests.test_sentinel_pipeline import body_for
-from widip.actors import deps as actor_deps
+from widip import deps as actor_deps
 from widip.actors import sentinel as sentinel_actors
 from widip.actors.tools import flush_outbox
 from widip.functions import identity

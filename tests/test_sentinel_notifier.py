@@ -8,7 +8,8 @@ from datetime import datetime, timezone
 from prometheus_client import REGISTRY
 
 from tests.test_sentinel_pipeline import body_for, env, ingest  # noqa: F401 - fixture
-from widip.functions import db, tool_runs
+from widip.functions import db
+from widip.functions.safeguard import runs as tool_runs
 from widip.functions.llm.rules import RulesProvider
 from widip.functions.sentinel import diagnosis, incidents, notifier
 

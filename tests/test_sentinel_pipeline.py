@@ -14,7 +14,7 @@ from widip.errors import Invalid
 from widip.functions import db
 from widip.functions.safeguard.policy import load_policy
 from widip.functions.sentinel import alerts, incidents, maintenance, pipeline
-from widip.functions.tools.clients import Clients
+from widip.functions.integrations.clients import Clients
 
 T0 = datetime(2026, 8, 20, 10, 0, tzinfo=timezone.utc)
 

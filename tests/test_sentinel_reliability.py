@@ -16,7 +16,8 @@ import pytest
 
 from tests.test_sentinel_notifier import calls_of, diagnosed, run_pending
 from tests.test_sentinel_pipeline import env, ingest  # noqa: F401 - fixture
-from widip.functions import db, tool_runs
+from widip.functions import db
+from widip.functions.safeguard import runs as tool_runs
 from widip.functions.llm.rules import RulesProvider
 from widip.functions.safeguard import calls
 from widip.functions.sentinel import diagnosis, incidents, notifier, views

@@ -8,7 +8,8 @@ import time
 from datetime import datetime, timedelta, timezone
 
 from tests.test_sentinel_pipeline import env, ingest  # noqa: F401 - fixture
-from widip.functions import db, identity, tool_runs
+from widip.functions import db, identity
+from widip.functions.safeguard import runs as tool_runs
 from widip.functions.safeguard import calls
 from widip.functions.sentinel import notifier, tracker
 

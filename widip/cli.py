@@ -121,7 +121,7 @@ def cmd_scheduler(args) -> int:
     """Record the scheduler's start (for /ready), then hand over to periodiq."""
     import periodiq
 
-    from widip.actors import deps as actor_deps
+    from widip import deps as actor_deps
     from widip.functions import heartbeat
 
     import time

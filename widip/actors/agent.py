@@ -7,10 +7,11 @@ from datetime import timedelta
 import dramatiq
 from periodiq import cron
 
-from widip.actors.deps import deps
+from widip.deps import deps
 from widip.actors.llm import enqueue_llm
 from widip.actors.tools import flush_outbox
-from widip.functions import db, llm_queue
+from widip.functions import db
+from widip.functions.llm import queue as llm_queue
 from widip.functions.agent import runtime
 from widip.functions.agent.sessions import get_session
 from widip.functions.llm.factory import provider_for

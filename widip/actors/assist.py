@@ -5,9 +5,9 @@ from __future__ import annotations
 import dramatiq
 from periodiq import cron
 
-from widip.actors.deps import deps
+from widip.deps import deps
 from widip.actors.tools import flush_outbox
-from widip.functions import assist
+from widip.functions.assist import cycle as assist
 
 
 @dramatiq.actor(queue_name="ticks", periodic=cron("*/3 * * * *"), max_retries=0, time_limit=120_000)

@@ -13,9 +13,9 @@ import logging
 import dramatiq
 from periodiq import cron
 
-from widip.actors.deps import deps
+from widip.deps import deps
 from widip.actors.tools import flush_outbox
-from widip.functions import health, integration_status
+from widip.functions.integrations import glpi_health, status as integration_status
 
 logger = logging.getLogger(__name__)
 
@@ -46,7 +46,7 @@ def run_probe() -> dict | None:
     if not d.settings.glpi_url:
         logger.debug("glpi health probe skipped: GLPI_URL is not set")
         return None
-    result = health.probe_glpi(d.redis, d.pool, d.clients, d.settings)
+    result = glpi_health.probe_glpi(d.redis, d.pool, d.clients, d.settings)
     outcome = result.to_dict()
     if result.recovered:
         outcome["relayed"] = flush_outbox()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dramatiq
 from dramatiq.middleware import CurrentMessage
 
-from widip.actors.deps import deps
+from widip.deps import deps
 from widip.actors.tracking import JOB_OPTION
 from widip.functions import db, echo, jobs
 

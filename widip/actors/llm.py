@@ -18,9 +18,9 @@ import logging
 import dramatiq
 
 from widip.actors.broker import DEFAULT_TIME_LIMIT_MS
-from widip.actors.deps import deps
+from widip.deps import deps
 from widip.errors import Rejected
-from widip.functions import llm_gateway, llm_queue  # noqa: F401 - llm_gateway registers kind "gateway"
+from widip.functions.llm import gateway as llm_gateway, queue as llm_queue  # noqa: F401 - llm_gateway registers kind "gateway"
 
 logger = logging.getLogger(__name__)
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import dramatiq
 
-from widip.actors.deps import deps
+from widip.deps import deps
 from widip.errors import Rejected
-from widip.functions import llm_gateway
+from widip.functions.llm import gateway as llm_gateway
 
 
 @dramatiq.actor(queue_name="default", max_retries=5, min_backoff=1_000, max_backoff=30_000,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dramatiq
 from periodiq import cron
 
-from widip.actors.deps import deps
+from widip.deps import deps
 from widip.functions import heartbeat
 
 

@@ -8,9 +8,11 @@ from datetime import timedelta
 import dramatiq
 from periodiq import cron
 
-from widip.actors.deps import deps
+from widip.deps import deps
 from widip.errors import Unavailable
-from widip.functions import circuit, db, outbox, tool_runs
+from widip.functions import db, outbox
+from widip.functions.integrations import circuit
+from widip.functions.safeguard import runs as tool_runs
 from widip.functions.agent import sessions
 from widip.functions.safeguard import calls, deferred
 

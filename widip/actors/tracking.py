@@ -37,7 +37,7 @@ class JobTracking(Middleware):
     def _update(self, message, what: str, **kwargs) -> None:
         if not message.options.get(JOB_OPTION):
             return
-        from widip.actors.deps import deps
+        from widip.deps import deps
         from widip.functions import db, jobs
 
         if what == "error":

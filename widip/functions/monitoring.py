@@ -17,7 +17,9 @@ import redis
 from psycopg import Connection
 from psycopg_pool import ConnectionPool
 
-from widip.functions import circuit, health, heartbeat, integration_status, metrics, outbox
+from widip.functions import heartbeat, metrics, outbox
+
+from widip.functions.integrations import circuit, glpi_health, status as integration_status
 from widip.functions.sentinel import notifier
 from widip.functions.db import transaction
 
@@ -39,7 +41,7 @@ def snapshot(pool: ConnectionPool, client: redis.Redis, *, now: float | None = N
     """Everything GET /monitoring shows, as JSON-safe data."""
     now = time.time() if now is None else now
     with transaction(pool) as conn:
-        glpi_history = health.history(conn)
+        glpi_history = glpi_health.history(conn)
         box = outbox_report(conn)
         approvals = pending_approvals(conn)
         failed_tickets = notifier.ticket_failures(conn)
@@ -48,7 +50,7 @@ def snapshot(pool: ConnectionPool, client: redis.Redis, *, now: float | None = N
         "generated_at": now,
         "integrations": integrations(client),
         "glpi": {"status": circuit.status_of(client, "glpi"), "effective_status": circuit.effective_status(client, "glpi"),
-                 "last_probe": _json(client.get(health.LAST_PROBE_KEY)), "history": glpi_history},
+                 "last_probe": _json(client.get(glpi_health.LAST_PROBE_KEY)), "history": glpi_history},
         "queues": queues(client, now=now),
         "outbox": box,
         "approvals": approvals,

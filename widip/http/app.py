@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import falcon
 
 import widip.http
-from widip.actors import deps as actor_deps
+from widip import deps as actor_deps
 from widip.config import Settings
 from widip.http.auth import Authenticate
 from widip.http.errors import register_error_handlers

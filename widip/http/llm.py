@@ -5,7 +5,7 @@ from __future__ import annotations
 import falcon
 
 from widip.actors import llm as llm_actors
-from widip.functions import llm_gateway, llm_queue
+from widip.functions.llm import gateway as llm_gateway, queue as llm_queue
 from widip.errors import Forbidden, Invalid
 from widip.http.openapi_doc import AUTH_ERRORS, SECURED, error, json_body, json_response
 from widip.http.auth import require_caller

@@ -27,7 +27,7 @@ from widip.functions.db import Jsonb, transaction
 from widip.functions.llm.base import Message, ToolSpec
 from widip.functions.safeguard import calls
 from widip.functions.safeguard.policy import Policy
-from widip.functions.tool_runs import FINAL
+from widip.functions.safeguard.runs import FINAL
 
 logger = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, Sequence
 
 from widip.errors import Rejected, Unavailable
-from widip.functions.http_client import notify_outcome
+from widip.functions.integrations.http_client import notify_outcome
 
 logger = logging.getLogger(__name__)
 

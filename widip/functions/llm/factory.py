@@ -45,7 +45,7 @@ def provider_for(settings, model: str | None = None, fallback=None):
     Local providers (Ollama) are wrapped so each call holds the GPU lock (DESIGN §3's safety net);
     `fallback` defaults to the rules playbooks.
     """
-    from widip.functions.gpu_lock import with_gpu_lock
+    from widip.functions.llm.gpu_lock import with_gpu_lock
 
     if model:
         settings = settings.with_overrides(ollama_model=model, anthropic_model=model)

@@ -172,4 +172,4 @@ def wibot_playbook(messages: Sequence[Message], offered: set[str], json_schema: 
 
 
 # Playbooks of other personas register themselves on import (Sentinel's from its own package).
-from widip.functions.llm import rules_assist  # noqa: E402,F401
+from widip.functions.assist import playbook as rules_assist  # noqa: E402,F401

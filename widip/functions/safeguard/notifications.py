@@ -6,7 +6,7 @@ import logging
 
 from psycopg_pool import ConnectionPool
 
-from widip.functions import mail_templates
+from widip.functions.integrations import mail_templates
 from widip.functions.callers import Caller
 from widip.functions.db import transaction
 from widip.functions.safeguard import audit

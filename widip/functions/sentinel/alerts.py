@@ -25,7 +25,7 @@ from psycopg import Connection
 
 from widip.errors import Invalid
 from widip.functions.db import Jsonb
-from widip.functions.observium import derive_site_and_client
+from widip.functions.integrations.observium import derive_site_and_client
 
 logger = logging.getLogger(__name__)
 

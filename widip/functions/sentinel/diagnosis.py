@@ -26,7 +26,7 @@ from datetime import datetime, timedelta, timezone
 from jsonschema import Draft202012Validator
 
 from widip.errors import Invalid, IntegrationError, NotFound
-from widip.functions import tool_runs
+from widip.functions.safeguard import runs as tool_runs
 from widip.functions.agent.personas import get_persona, visible_tools
 from widip.functions.agent.sessions import add_event, create_session
 from widip.functions.callers import system_persona

@@ -29,7 +29,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
 from widip.errors import IntegrationError, Unavailable
-from widip.functions import circuit, outbox, tool_runs
+from widip.functions import outbox
+from widip.functions.integrations import circuit
+from widip.functions.safeguard import runs as tool_runs
 from widip.functions.callers import system_persona
 from widip.functions.db import transaction
 from widip.functions.safeguard import calls

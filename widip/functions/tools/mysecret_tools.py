@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from widip.functions.secret_handles import HANDLE_PATTERN
+from widip.functions.integrations.secret_handles import HANDLE_PATTERN
 from widip.functions.tools.registry import Tool
 
 TOOLS = [

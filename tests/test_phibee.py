@@ -14,7 +14,7 @@ from simulators.base import serve
 from tests.sims import ServedSim
 from widip.config import Settings
 from widip.errors import ConfigError, Invalid, Rejected, Unavailable
-from widip.functions.phibee import LineTestStep, PhibeeClient, line_verdict
+from widip.functions.integrations.phibee import LineTestStep, PhibeeClient, line_verdict
 
 TILLEULS = "EHPAD Les Tilleuls - Lyon"
 SAINT_JOSEPH = "EHPAD Saint-Joseph - Vienne"

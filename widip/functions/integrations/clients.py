@@ -29,45 +29,45 @@ class Clients:
 
     @property
     def secret_store(self):
-        from widip.functions.secret_handles import SecretStore
+        from widip.functions.integrations.secret_handles import SecretStore
 
         return self._get("secret_store", True, lambda: SecretStore(self.redis))
 
     @property
     def glpi(self):
-        from widip.functions.glpi import GlpiClient
+        from widip.functions.integrations.glpi import GlpiClient
 
         return self._get("glpi", bool(self.settings.glpi_url), lambda: GlpiClient.from_settings(self.settings))
 
     @property
     def observium(self):
-        from widip.functions.observium import ObserviumClient
+        from widip.functions.integrations.observium import ObserviumClient
 
         return self._get("observium", bool(self.settings.observium_url),
                          lambda: ObserviumClient.from_settings(self.settings))
 
     @property
     def phibee(self):
-        from widip.functions.phibee import PhibeeClient
+        from widip.functions.integrations.phibee import PhibeeClient
 
         return self._get("phibee", bool(self.settings.phibee_api_url), lambda: PhibeeClient.from_settings(self.settings))
 
     @property
     def mail(self):
-        from widip.functions.mail import MailClient
+        from widip.functions.integrations.mail import MailClient
 
         return self._get("smtp", bool(self.settings.smtp_host), lambda: MailClient.from_settings(self.settings))
 
     @property
     def active_directory(self):
-        from widip.functions.active_directory import ActiveDirectoryClient
+        from widip.functions.integrations.active_directory import ActiveDirectoryClient
 
         return self._get("active_directory", bool(self.settings.ad_server),
                          lambda: ActiveDirectoryClient.from_settings(self.settings, self.secret_store))
 
     @property
     def mysecret(self):
-        from widip.functions.mysecret import MySecretClient
+        from widip.functions.integrations.mysecret import MySecretClient
 
         return self._get("mysecret", bool(self.settings.mysecret_api_url),
                          lambda: MySecretClient.from_settings(self.settings, self.secret_store))

@@ -18,11 +18,11 @@ from datetime import datetime, timedelta
 import httpx
 
 from widip.errors import ConfigError, Invalid, Rejected, Unavailable
-from widip.functions.glpi_types import (
+from widip.functions.integrations.glpi_types import (
     ASSIGNED, REQUESTER, STATUS_LABELS, Followup, Ping, Ticket, User, as_html, decode_text,
     followup_from_item, ticket_from_item, user_from_item,
 )
-from widip.functions.http_client import describe_error, make_client, send
+from widip.functions.integrations.http_client import describe_error, make_client, send
 
 logger = logging.getLogger(__name__)
 

@@ -25,8 +25,8 @@ from ldap3.utils.conv import escape_filter_chars
 from ldap3.utils.dn import parse_dn
 
 from widip.errors import ConfigError, Conflict, Invalid, PolicyDenied, Rejected, Unavailable
-from widip.functions.http_client import notify_outcome
-from widip.functions.passwords import DEFAULT_LENGTH, generate_password
+from widip.functions.integrations.http_client import notify_outcome
+from widip.functions.integrations.passwords import DEFAULT_LENGTH, generate_password
 
 logger = logging.getLogger(__name__)
 

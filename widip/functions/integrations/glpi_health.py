@@ -26,10 +26,11 @@ import redis
 from psycopg_pool import ConnectionPool
 
 from widip.errors import ServiceError
-from widip.functions import mail_templates, metrics
-from widip.functions.circuit import GLPI_STATUS_KEY
+from widip.functions import metrics
+from widip.functions.integrations import mail_templates
+from widip.functions.integrations.circuit import GLPI_STATUS_KEY
 from widip.functions.db import transaction
-from widip.functions.integration_status import safe_error
+from widip.functions.integrations.status import safe_error
 from widip.functions.safeguard import audit
 
 logger = logging.getLogger(__name__)

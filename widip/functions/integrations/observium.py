@@ -36,7 +36,7 @@ from widip.errors import ConfigError, Invalid, Rejected
 from widip.functions.coerce import (
     json_safe as _json_safe, as_text as _text, as_int as _int, as_float as _float,
 )
-from widip.functions.http_client import make_client, send
+from widip.functions.integrations.http_client import make_client, send
 
 logger = logging.getLogger(__name__)
 

@@ -14,9 +14,10 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 from simulators import glpi as glpi_sim
 from simulators.base import serve
 from widip.errors import Unavailable
-from widip.functions import circuit, db, health, integration_status
-from widip.functions.http_client import OUTCOME_LISTENERS, make_client, send
-from widip.functions.tools.clients import Clients
+from widip.functions import db
+from widip.functions.integrations import circuit, glpi_health, status as integration_status
+from widip.functions.integrations.http_client import OUTCOME_LISTENERS, make_client, send
+from widip.functions.integrations.clients import Clients
 
 
 @pytest.fixture
@@ -37,7 +38,7 @@ def fault(glpi, **body):
 
 
 def probe(redis_client, pool, clients, settings):
-    return health.probe_glpi(redis_client, pool, clients, settings)
+    return glpi_health.probe_glpi(redis_client, pool, clients, settings)
 
 
 def subjects(mail_sink):
@@ -69,7 +70,7 @@ def test_a_failing_glpi_goes_degraded_then_down_and_six_probes_send_exactly_one_
     body = mail_sink.messages()[0].get_content()
     assert "Échecs consécutifs du contrôle de santé : 2" in body and "server error 503" in body
     assert mail_sink.messages()[0]["To"] == "astreinte@widip.fr"
-    assert 0 < redis_client.ttl(health.ALERT_SENT_KEY) <= 300
+    assert 0 < redis_client.ttl(glpi_health.ALERT_SENT_KEY) <= 300
     audit = conn.execute("SELECT * FROM safeguard_audit WHERE actor = 'system:health'").fetchall()
     assert [(a["action"], a["tool_name"], a["level"]) for a in audit] == [("executed", "smtp_send_alert", "L2")]
     transitions = conn.execute("SELECT status, transition, alert FROM glpi_health_history "
@@ -142,7 +143,7 @@ def test_concurrent_probes_of_a_down_glpi_still_send_one_alert(redis_client, poo
         try:
             barrier.wait()
             for _ in range(3):
-                health.probe_glpi(c.redis, pool, c, health_settings)
+                glpi_health.probe_glpi(c.redis, pool, c, health_settings)
         except Exception as exc:  # noqa: BLE001
             errors.append(exc)
         finally:
@@ -168,7 +169,7 @@ def test_a_down_alert_that_could_not_be_sent_is_sent_by_the_next_probe(redis_cli
     finally:
         no_mail.close()
     assert results[-1].status == "down" and results[-1].alert is None
-    assert redis_client.get(health.ALERT_SENT_KEY) is None
+    assert redis_client.get(glpi_health.ALERT_SENT_KEY) is None
     assert probe(redis_client, pool, clients, health_settings).alert == "down"
     assert mail_sink.count() == 1
 
@@ -280,7 +281,7 @@ def test_a_probe_stopped_before_the_recovery_mail_leaves_it_owed_and_the_next_pr
     with pytest.raises(TimeLimitExceeded):
         probe(redis_client, pool, _MailThenTimeLimit(clients, after_sending=False), health_settings)
     assert mail_sink.count() == 1
-    assert redis_client.exists(health.ALERTED_KEY) and not redis_client.exists(health.RECOVERY_CLAIM_KEY)
+    assert redis_client.exists(glpi_health.ALERTED_KEY) and not redis_client.exists(glpi_health.RECOVERY_CLAIM_KEY)
     resumed = probe(redis_client, pool, clients, health_settings)
     assert (resumed.status, resumed.alert) == ("ok", "recovery")
     for _ in range(2):
@@ -292,10 +293,10 @@ def test_a_probe_stopped_before_the_recovery_mail_leaves_it_owed_and_the_next_pr
 def test_a_recovery_mail_another_probe_is_sending_is_not_sent_twice(redis_client, pool, clients, health_settings,
                                                                     glpi, mail_sink):
     _outage_with_its_alert(redis_client, pool, clients, health_settings, glpi, mail_sink)
-    redis_client.set(health.RECOVERY_CLAIM_KEY, "busy", ex=60)  # a concurrent probe is in the SMTP exchange
+    redis_client.set(glpi_health.RECOVERY_CLAIM_KEY, "busy", ex=60)  # a concurrent probe is in the SMTP exchange
     assert probe(redis_client, pool, clients, health_settings).alert is None
-    assert mail_sink.count() == 1 and redis_client.exists(health.ALERTED_KEY)
-    redis_client.delete(health.RECOVERY_CLAIM_KEY)  # ...and was killed: its claim ran out
+    assert mail_sink.count() == 1 and redis_client.exists(glpi_health.ALERTED_KEY)
+    redis_client.delete(glpi_health.RECOVERY_CLAIM_KEY)  # ...and was killed: its claim ran out
     assert probe(redis_client, pool, clients, health_settings).alert == "recovery"
     assert mail_sink.count() == 2
 
@@ -326,7 +327,7 @@ def test_a_down_alert_accepted_by_smtp_is_not_sent_again_when_the_probe_then_fai
     finally:
         broken.close()
     assert mail_sink.count() == 1
-    redis_client.delete(health.ALERT_SENT_KEY)  # the 5-minute hold is over: only the alerted flag is left
+    redis_client.delete(glpi_health.ALERT_SENT_KEY)  # the 5-minute hold is over: only the alerted flag is left
     for _ in range(3):
         assert probe(redis_client, pool, clients, health_settings).alert is None
     assert mail_sink.count() == 1

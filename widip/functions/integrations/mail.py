@@ -31,8 +31,8 @@ from typing import Iterable, Mapping
 import aiosmtplib
 
 from widip.errors import IntegrationError, Invalid, PolicyDenied, Rejected, Unavailable
-from widip.functions import mail_templates
-from widip.functions.http_client import notify_outcome
+from widip.functions.integrations import mail_templates
+from widip.functions.integrations.http_client import notify_outcome
 
 logger = logging.getLogger(__name__)
 

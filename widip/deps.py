@@ -27,7 +27,7 @@ class Deps:
     def clients(self):
         """The integration clients (GLPI, AD, …), built on first use."""
         if self._clients is None:
-            from widip.functions.tools.clients import Clients
+            from widip.functions.integrations.clients import Clients
 
             self._clients = Clients(self.settings, self.redis)
         return self._clients

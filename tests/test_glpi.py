@@ -13,9 +13,9 @@ from simulators.glpi import make_app
 from simulators.glpi_state import State
 from widip.config import Settings
 from widip.errors import Invalid, Rejected, Unavailable
-from widip.functions.glpi import GlpiClient
-from widip.functions.glpi import api_url as api_url_of
-from widip.functions.glpi_types import as_html, plain_text
+from widip.functions.integrations.glpi import GlpiClient
+from widip.functions.integrations.glpi import api_url as api_url_of
+from widip.functions.integrations.glpi_types import as_html, plain_text
 
 APP, TOKEN, READONLY = "sim-app-token", "sim-user-token", "sim-readonly-token"
 

@@ -12,7 +12,7 @@ import logging
 from dataclasses import asdict, dataclass
 
 from widip.errors import ConfigError, IntegrationError, Invalid, Rejected
-from widip.functions.http_client import make_client, send
+from widip.functions.integrations.http_client import make_client, send
 
 logger = logging.getLogger(__name__)
 

@@ -25,8 +25,8 @@ from datetime import datetime, timezone
 from urllib.parse import urlsplit
 
 from widip.errors import Invalid, NotFound, Rejected
-from widip.functions import llm_queue
-from widip.functions.http_client import make_client, send
+from widip.functions.llm import queue as llm_queue
+from widip.functions.integrations.http_client import make_client, send
 from widip.functions.llm import Completion, Message, factory
 
 logger = logging.getLogger(__name__)

@@ -19,7 +19,7 @@ from typing import Callable, Union
 import redis
 
 from widip.functions import metrics
-from widip.functions.http_client import OUTCOME_LISTENERS
+from widip.functions.integrations.http_client import OUTCOME_LISTENERS
 
 logger = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ from simulators.base import serve
 from tests.sims import ServedSim
 from widip.config import Settings
 from widip.errors import ConfigError, Invalid, Rejected, Unavailable
-from widip.functions.observium import ObserviumClient, derive_site_and_client
+from widip.functions.integrations.observium import ObserviumClient, derive_site_and_client
 
 # The default webhook-json template keys, copied from research/apis.md §3 (not from the simulator).
 SPEC_WEBHOOK_KEYS = {

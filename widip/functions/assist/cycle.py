@@ -20,11 +20,12 @@ import redis
 from psycopg_pool import ConnectionPool
 
 from widip.errors import IntegrationError
-from widip.functions import circuit, outbox
+from widip.functions import outbox
+from widip.functions.integrations import circuit
 from widip.functions.agent.sessions import create_session
 from widip.functions.callers import system_persona
 from widip.functions.db import Jsonb, transaction
-from widip.functions.llm.rules_assist import classify
+from widip.functions.assist.playbook import classify
 from widip.functions.safeguard.calls import CONTINUE_SESSION_ACTOR
 
 logger = logging.getLogger(__name__)

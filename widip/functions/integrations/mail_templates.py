@@ -1,7 +1,7 @@
 """French mail templates: plain functions returning (subject, body) as plain text.
 
 Each template only formats; it never sends and never decides who receives it (that is
-`widip.functions.mail.MailClient`, with its recipient allowlist). One-line values (device names,
+`widip.functions.integrations.mail.MailClient`, with its recipient allowlist). One-line values (device names,
 tool names, people) are flattened to a single line so nothing from an alert payload or a model can
 smuggle a header through the subject. Bodies are plain text; the client escapes them if sent as
 HTML. No template ever takes a password: the reset mail carries a one-time link only.
