@@ -7,7 +7,7 @@ lock on). Measures, with gateway requests submitted the way the web process does
      share of LLM time (100 jobs);
   2. enqueue → start latency on an idle queue;
   3. idle Redis calls/s of the llm process, then of the fleet (llm + the default `worker`).
-Targets (DESIGN §8, reliability.md "Measured"): gap median ≤ 5 ms, overhead ≤ 1 %, idle pickup
+Targets (docs/architecture.md): gap median ≤ 5 ms, overhead ≤ 1 %, idle pickup
 p95 ≤ 100 ms.
 
 Run: .venv/bin/python bench/llm_queue.py [--jobs 100] [--latency-ms 100] [--pickups 40]
@@ -93,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
         from simulators import ollama as ollama_sim
         from simulators.base import serve
         from widip import deps as actor_deps
-        from widip.actors import llm as llm_actors
+        from widip.messaging import door
         from widip.config import Settings
         from widip.functions.llm import gateway as llm_gateway
 
@@ -106,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
 
         def submit(source: str, tag: str) -> None:
             llm_gateway.submit(deps.redis, settings, {"source": source, "prompt": tag},
-                               enqueue=llm_actors.enqueue_llm_entry)
+                               enqueue=door.send_llm_entry)
 
         def started(tag: str):
             return next((e for e in state.stats()["started"] if e["tag"] == tag), None)

@@ -1,6 +1,6 @@
 """The in-memory directory behind the AD stand-in, with the Active Directory rules our client relies on.
 
-Behaviour follows what a real domain controller does (research/apis.md, appendices): binds fail with
+Behaviour follows what a real domain controller does (docs/integrations.md): binds fail with
 `data 52e/775/533/773`, lockout after repeated bad passwords, `unicodePwd` writes only over TLS and
 never readable back, only `0` written to `lockoutTime`, only `0`/`-1` to `pwdLastSet`, password policy
 (`0000052D`), `memberOf` as a computed back-link, and an AdminSDHolder-like rule: the help-desk

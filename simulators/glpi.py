@@ -1,6 +1,6 @@
 """A local GLPI 10 speaking the legacy REST API (`/apirest.php/...`) closely enough for our client.
 
-Reproduces research/apis.md §1.9: sessions by `user_token` or Basic (tokens as headers or query
+Reproduces docs/integrations.md: sessions by `user_token` or Basic (tokens as headers or query
 params), two-element error arrays with GLPI's codes and statuses, 201 + Location on POST, PUT/DELETE
 lists, sub-item routes, `range`/Content-Range/206 on collections and search, the search engine's
 criteria on the documented option ids, the ticket state machine (in glpi_state.py) and GLPI 10's

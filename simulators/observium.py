@@ -1,6 +1,6 @@
 """Local Observium: the API v0 read endpoints and the webhook-json alert transport, over in-memory state.
 
-It speaks research/apis.md §2–§4 closely enough that `ObserviumClient` cannot tell it from a real
+It speaks docs/integrations.md closely enough that `ObserviumClient` cannot tell it from a real
 server: Basic or Bearer auth, id-keyed collections of string values (`[]` when empty), 404 on unknown
 ids, device status consistent with the "device down" alert row, and a down device keeping the
 `last_polled` of its last good poll. It is not a poller: devices change state only through `/_sim/`.
@@ -39,7 +39,7 @@ DEVICE_DOWN_CHECKER = {"alert_test_id": "1", "alert_name": "device_down", "alert
                        "severity": "crit"}
 _ALERT_STATUS_CODES = {"failed": "0", "ok": "1", "delayed": "2", "suppressed": "3"}
 
-#: Keys of the default webhook-json template (research/apis.md §3), in Observium's order.
+#: Keys of the default webhook-json template (docs/integrations.md), in Observium's order.
 WEBHOOK_JSON_FIELDS = (
     "ALERT_STATE", "ALERT_STATE_NAME", "ALERT_EMOJI", "ALERT_EMOJI_NAME", "ALERT_STATUS", "ALERT_STATUS_CUSTOM",
     "ALERT_SEVERITY", "ALERT_COLOR", "ALERT_URL", "ALERT_UNIXTIME", "ALERT_TIMESTAMP", "ALERT_TIMESTAMP_RFC2822",

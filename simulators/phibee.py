@@ -1,6 +1,6 @@
 """Local Phibee Telecom: access lines, asynchronous line tests and collective incidents, in memory.
 
-Phibee has no public API (research/apis.md §9); this serves our Kosc-like *proposal* so that
+Phibee has no public API (docs/integrations.md); this serves our Kosc-like *proposal* so that
 `PhibeeClient` can be built and tested now: Bearer token, `GET /services/{ref}/status`,
 `POST /services/{ref}/diagnostics` (202 + run id) then `GET /diagnostics/{run_id}` until
 `completed`, `GET /incidents?site_ref=&status=`, errors as `{"error", "details", "apirequest_uuid"}`.

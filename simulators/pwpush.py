@@ -1,4 +1,4 @@
-"""Password Pusher ("MySecret") simulator: the JSON API of research/apis.md §5, plus the page a user opens.
+"""Password Pusher ("MySecret") simulator: the JSON API of docs/integrations.md, plus the page a user opens.
 
 Pushes expire by views (the last allowed view still returns the payload, then the push expires and
 its payload is erased) or by days (`/_sim/clock` moves time forward). Tokens: `Authorization: Bearer`

@@ -25,6 +25,7 @@ import redis  # noqa: E402
 from widip import embedded  # noqa: E402
 from widip.config import PROJECT_ROOT, Settings  # noqa: E402
 from widip.functions import db  # noqa: E402
+import widip.worker  # noqa: E402,F401 - this process is also the (stub) worker: every actor, handlers registered
 
 pytest_plugins = ["tests.sims"]
 
@@ -134,16 +135,18 @@ def app_client(settings):
     """A Falcon TestClient over the app wired to this test's database and Redis (StubBroker)."""
     from falcon.testing import TestClient
 
-    from widip.http.app import create_app
+    from widip.http.app import build_context, create_app
 
-    return TestClient(create_app(settings))
+    return TestClient(create_app(build_context(settings)))
 
 
 @pytest.fixture
 def stub_broker(settings):
     """The StubBroker with this test's dependencies; emptied afterwards."""
-    from widip.actors import broker
     from widip import deps as actor_deps
+    from widip.messaging.broker import current
+
+    broker = current()
 
     actor_deps.configure(settings)
     broker.flush_all()

@@ -10,7 +10,7 @@ from simulators import ollama as ollama_sim
 from simulators.base import serve
 from tests.conftest import drain
 from widip import deps as actor_deps
-from widip.http.app import create_app
+from widip.http.app import build_context, create_app
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +42,7 @@ def script(kind, llm_sims, replies):
 def make_api(integrated_settings, stub_broker, llm_sims):
     def build(kind):
         settings = integrated_settings.with_overrides(**provider_settings(kind, llm_sims))
-        client = TestClient(create_app(settings))
+        client = TestClient(create_app(build_context(settings)))
         actor_deps.configure(settings)
         return client
     return build
@@ -130,7 +130,7 @@ def test_the_provider_down_completes_on_rules_and_says_so(make_api, people, stub
         dead = s.getsockname()[1]
     settings = integrated_settings.with_overrides(llm_provider="ollama", ollama_host=f"http://127.0.0.1:{dead}",
                                                   llm_timeout_seconds=2.0)
-    api = TestClient(create_app(settings))
+    api = TestClient(create_app(build_context(settings)))
     actor_deps.configure(settings)
     sid = start(api, people.tech, "statut du ticket 1")
     drain(stub_broker, stub_worker)
@@ -169,7 +169,7 @@ def test_only_the_owner_or_an_approver_reads_a_session(make_api, people, stub_br
 def test_a_password_reset_asked_in_chat_waits_for_approval_and_ends_with_a_one_time_link(
         directory_settings, stub_broker, stub_worker, people, active_directory, pwpush, caplog):
     # Given the rules provider (no LLM) and the LDAPS directory where jdupont forgot her password
-    api = TestClient(create_app(directory_settings.with_overrides(llm_provider="rules")))
+    api = TestClient(create_app(build_context(directory_settings.with_overrides(llm_provider="rules"))))
     actor_deps.configure(directory_settings.with_overrides(llm_provider="rules"))
     sid = start(api, people.tech, "Peux-tu réinitialiser le mot de passe de jdupont ?")
     drain(stub_broker, stub_worker)

@@ -11,7 +11,7 @@ import pytest
 from falcon.testing import TestClient
 
 from widip import deps as actor_deps
-from widip.http.app import create_app
+from widip.http.app import build_context, create_app
 
 PATH_VALUES = ["0", "-1", "abc", "9" * 30, "x'; DROP TABLE users;--", "6f1c0c8e-9a53-4b0e-8f0e-000000000000"]
 BODIES = [None, "{", "[]", "{}", '{"unexpected": 1}', '"text"', "null", '{"message": 12, "level": "L9"}',
@@ -23,7 +23,7 @@ SKIP = {("post", "/auth/logout"), ("post", "/me/password")}
 
 @pytest.fixture
 def api(integrated_settings, stub_broker):
-    client = TestClient(create_app(integrated_settings))
+    client = TestClient(create_app(build_context(integrated_settings)))
     actor_deps.configure(integrated_settings)
     return client
 

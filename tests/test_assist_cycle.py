@@ -7,7 +7,7 @@ import pytest
 
 from tests.conftest import drain
 from widip import deps as actor_deps
-from widip.actors.tools import flush_outbox
+from widip.messaging.relay import flush_outbox
 from widip.config import PROJECT_ROOT
 from widip.functions import db
 from widip.functions.assist import cycle as assist

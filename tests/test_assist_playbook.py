@@ -7,12 +7,12 @@ from falcon.testing import TestClient
 
 from tests.conftest import drain
 from widip import deps as actor_deps
-from widip.actors.tools import flush_outbox
-from widip.functions import db, outbox
+from widip.messaging.relay import flush_outbox
+from widip.functions import db, job_table, outbox
 from widip.functions.agent.sessions import create_session
 from widip.functions.callers import system_persona
 from widip.functions.assist.playbook import classify
-from widip.http.app import create_app
+from widip.http.app import build_context, create_app
 
 
 @pytest.mark.parametrize("text, category", [
@@ -28,7 +28,7 @@ def test_tickets_are_classified_by_french_keywords(text, category):
 @pytest.fixture
 def assist(directory_settings, stub_broker, people):
     settings = directory_settings.with_overrides(llm_provider="rules")
-    TestClient(create_app(settings))
+    TestClient(create_app(build_context(settings)))
     actor_deps.configure(settings)
     return settings
 
@@ -37,7 +37,7 @@ def handle(settings, ticket_id, requester):
     with db.connect(settings.database_url) as conn:
         session = create_session(conn, "assist", system_persona("assist"), f"Ticket GLPI {ticket_id} à traiter",
                                  context={"verified_requester": requester})
-        outbox.add(conn, "continue_session", {"session_id": str(session["id"])})
+        outbox.add(conn, job_table.CONTINUE_SESSION, {"session_id": str(session["id"])})
     flush_outbox()
     return str(session["id"])
 

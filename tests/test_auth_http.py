@@ -40,9 +40,9 @@ def _own_app(settings, deps=None):
 
 @pytest.fixture
 def client(settings):
-    from widip.http.app import create_app
+    from widip.http.app import build_context, create_app
 
-    app = create_app(settings)
+    app = create_app(build_context(settings))
     if not any(isinstance(m, Authenticate) for m in getattr(app, "_unprepared_middleware", ())):
         app = _own_app(settings)
     app.add_route("/_probe/scope", ScopeProbe())

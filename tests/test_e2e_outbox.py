@@ -71,7 +71,7 @@ def drain(broker, worker):
 
 def test_a_ticket_proposed_while_glpi_is_down_is_created_once_when_the_probe_sees_it_back(
         actors, stub_broker, stub_worker, conn, glpi, mail_sink, redis_client):
-    from widip.actors.tools import flush_outbox
+    from widip.messaging.relay import flush_outbox
 
     glpi.state.fault = {"status": 503}
     for _ in range(2):

@@ -178,7 +178,7 @@ def test_a_down_alert_that_could_not_be_sent_is_sent_by_the_next_probe(redis_cli
 
 @pytest.fixture
 def restore_listener():
-    """Put back whatever listener this process had (widip.actors installs one at import)."""
+    """Put back whatever listener this process had (widip.wiring.register_handlers installs one)."""
     previous, installed = integration_status._source, integration_status.listener in OUTCOME_LISTENERS
     yield
     integration_status.uninstall()

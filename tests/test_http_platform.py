@@ -6,7 +6,7 @@ import pytest
 from falcon import routing
 
 from widip.functions import db, jobs
-from widip.http.app import create_app
+from widip.http.app import build_context, create_app
 
 
 def test_health_answers_while_the_process_lives(app_client):
@@ -61,7 +61,7 @@ def _routes(app):
 def test_openapi_describes_every_route_and_is_3_1(app_client, settings):
     doc = app_client.simulate_get("/openapi.json").json
     assert doc["openapi"] == "3.1.0"
-    app = create_app(settings)
+    app = create_app(build_context(settings))
     routes = {r.replace("{job_id}", "{job_id}") for r in _routes(app)}
     assert routes <= set(doc["paths"]), f"undocumented routes: {routes - set(doc['paths'])}"
     for path, operations in doc["paths"].items():
@@ -133,7 +133,7 @@ def test_database_down_is_a_503_not_a_500(settings):
     from falcon.testing import TestClient
 
     broken = settings.with_overrides(database_url="postgresql://nobody@127.0.0.1:1/none?connect_timeout=1")
-    client = TestClient(create_app(broken))
+    client = TestClient(create_app(build_context(broken)))
     result = client.simulate_get(f"/jobs/{uuid.uuid4()}", headers={"Authorization": "Bearer widu_whatever"})
     assert result.status_code == 503
     assert "Traceback" not in result.text

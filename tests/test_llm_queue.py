@@ -68,9 +68,9 @@ def llm_settings(settings, ollama):
 @pytest.fixture
 def gateway(llm_settings, stub_broker):
     from widip import deps as actor_deps
-    from widip.http.app import create_app
+    from widip.http.app import build_context, create_app
 
-    client = TestClient(create_app(llm_settings), headers=gateway_headers(llm_settings.database_url))
+    client = TestClient(create_app(build_context(llm_settings)), headers=gateway_headers(llm_settings.database_url))
     actor_deps.configure(llm_settings)
     return client
 
@@ -118,17 +118,17 @@ def test_a_malformed_priorities_file_fails_loudly(tmp_path):
 def test_one_actor_per_class_on_its_own_queue_and_llm_remote_for_remote_providers():
     from widip.actors import llm as llm_actors
 
-    assert [(a.actor_name, a.queue_name, a.priority) for a in llm_actors.LLM_ACTORS.values()] == [
+    gpu_actors = (llm_actors.llm_p0, llm_actors.llm_p1, llm_actors.llm_p2, llm_actors.llm_p3)
+    assert [(a.actor_name, a.queue_name, a.priority) for a in gpu_actors] == [
         ("llm_p0", "llm.p0", 0), ("llm_p1", "llm.p1", 10), ("llm_p2", "llm.p2", 20), ("llm_p3", "llm.p3", 30)]
-    assert llm_actors.llm_p0 is llm_actors.LLM_ACTORS["llm.p0"]
     assert llm_actors.llm_remote.queue_name == "llm-remote"
 
 
 def test_enqueue_llm_sends_only_ids_to_the_class_queue_or_to_llm_remote(stub_broker):
-    from widip.actors import llm as llm_actors
+    from widip.messaging import door
 
-    llm_actors.enqueue_llm("agent_step", "s-1", "notificateur", remote=False)
-    llm_actors.enqueue_llm("gateway", "r-1", "proactif_sentinel", remote=True)
+    door.send_llm("agent_step", "s-1", "notificateur", remote=False)
+    door.send_llm("gateway", "r-1", "proactif_sentinel", remote=True)
     (local,), (remote,) = stub_broker.queues["llm.p1"].queue, stub_broker.queues["llm-remote"].queue
     from dramatiq import Message
     local, remote = Message.decode(local), Message.decode(remote)
@@ -299,9 +299,10 @@ def test_a_callback_answering_a_redirect_is_not_followed_nor_retried(llm_setting
 
 def test_an_unreachable_llm_answers_the_french_unavailable_text(gateway, stub_broker, stub_worker, llm_settings):
     from widip import deps as actor_deps
+    from widip.http.app import build_context, create_app
 
     down = llm_settings.with_overrides(ollama_host="http://127.0.0.1:9")
-    client = TestClient(__import__("widip.http.app", fromlist=["create_app"]).create_app(down),
+    client = TestClient(create_app(build_context(down)),
                         headers=gateway_headers(down.database_url))
     actor_deps.configure(down)
     accepted = client.simulate_post("/llm/requests", json={"source": "wibot", "prompt": "Bonjour"})
@@ -401,11 +402,11 @@ def test_a_local_provider_call_holds_the_gpu_lock(llm_settings, conn, ollama):
 def test_a_model_the_llm_does_not_have_ends_the_request_as_failed_not_retried(llm_settings, stub_broker,
                                                                              stub_worker):
     from widip import deps as actor_deps
-    from widip.http.app import create_app
+    from widip.http.app import build_context, create_app
 
     # Given a deployment configured with a model the Ollama server does not have
     missing = llm_settings.with_overrides(ollama_model="nope:1b")
-    gateway = TestClient(create_app(missing), headers=gateway_headers(missing.database_url))
+    gateway = TestClient(create_app(build_context(missing)), headers=gateway_headers(missing.database_url))
     actor_deps.configure(missing)
     accepted = gateway.simulate_post("/llm/requests", json={"source": "assist", "prompt": "x"})
     stub_broker.join("llm.p2")
@@ -421,9 +422,9 @@ def test_a_model_outside_the_configured_ones_is_refused(gateway):
 
 
 def test_the_gateway_needs_a_gateway_token_or_a_logged_in_technician(llm_settings, stub_broker, people):
-    from widip.http.app import create_app
+    from widip.http.app import build_context, create_app
 
-    anonymous = TestClient(create_app(llm_settings))
+    anonymous = TestClient(create_app(build_context(llm_settings)))
     body = {"source": "wibot", "prompt": "Bonjour"}
     jump = anonymous.simulate_post("/llm/requests", json={"source": "proactif_sentinel", "prompt": "x"},
                                    headers=people.tech.headers)

@@ -15,7 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.stack import poll
 from tests.test_monitoring import build_app
-from widip.functions import db, metrics, outbox
+from widip.functions import db, job_table, metrics, outbox
 from widip.functions.integrations import glpi_health
 from widip.functions.integrations.clients import Clients
 
@@ -68,7 +68,7 @@ def test_every_listed_metric_is_exposed_and_its_value_moves(web, conn, pool, red
     finally:
         clients.close()
     for key in ("a", "b", "c"):
-        outbox.add(conn, "run_tool", {"call_id": key}, dependency="glpi", dedup_key=key)
+        outbox.add(conn, job_table.RUN_TOOL, {"call_id": key}, dependency="glpi", dedup_key=key)
     redis_client.rpush("dramatiq:llm.p1", "m1", "m2", "m3")
 
     after = scrape(web)
@@ -162,7 +162,7 @@ def test_counters_sum_over_two_gunicorn_workers_and_two_dramatiq_processes(stack
     stack.start("web", "worker", WEB_WORKERS="2", WORKER_PROCESSES="2", **integration_env(glpi, mail_sink))
     probes, scrapes = 12, 24
     for key in ("a", "b"):
-        outbox.add(conn, "run_tool", {"call_id": key}, dependency="glpi", dedup_key=key)
+        outbox.add(conn, job_table.RUN_TOOL, {"call_id": key}, dependency="glpi", dedup_key=key)
     client = redis_lib.Redis.from_url(redis_url)
     client.rpush("dramatiq:llm.p2", "x", "y")  # nothing consumes llm.* here (no llm process)
     client.close()

@@ -10,7 +10,7 @@ import pytest
 from falcon.testing import TestClient
 
 from widip.config import PROJECT_ROOT
-from widip.functions import db, identity, outbox
+from widip.functions import db, identity, job_table, outbox
 from widip.functions.integrations import glpi_health
 from widip.functions.callers import Caller
 from widip.functions.safeguard import calls
@@ -23,9 +23,9 @@ POLICY = load_policy(PROJECT_ROOT / "policy")
 
 def build_app(settings):
     """The real app when it authenticates; else (app.py not wired yet) the same resources behind Authenticate."""
-    from widip.http.app import create_app
+    from widip.http.app import build_context, create_app
 
-    app = create_app(settings)
+    app = create_app(build_context(settings))
     if any(isinstance(m, Authenticate) for m in getattr(app, "_unprepared_middleware", ())):
         return app
     from widip import deps as actor_deps
@@ -110,8 +110,8 @@ def test_monitoring_counts_queues_outbox_approvals_devices_and_pipeline_markers(
                                         options={}, message_timestamp=int((time.time() - 5) * 1000)))
     broker.close()
     # an outbox row waiting for GLPI, and one stuck for 4 days
-    outbox.add(conn, "run_tool", {"call_id": "a"}, dependency="glpi", dedup_key="a")
-    old = outbox.add(conn, "run_tool", {"call_id": "b"}, dependency="glpi", dedup_key="b")
+    outbox.add(conn, job_table.RUN_TOOL, {"call_id": "a"}, dependency="glpi", dedup_key="a")
+    old = outbox.add(conn, job_table.RUN_TOOL, {"call_id": "b"}, dependency="glpi", dedup_key="b")
     conn.execute("UPDATE outbox SET created_at = now() - interval '4 days' WHERE id = %s", (old,))
     # an L3 request waiting for a human
     calls.propose(conn, tool_name="glpi_create_ticket", arguments={"title": "Imprimante", "content": "HS"},

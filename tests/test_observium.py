@@ -17,7 +17,7 @@ from widip.config import Settings
 from widip.errors import ConfigError, Invalid, Rejected, Unavailable
 from widip.functions.integrations.observium import ObserviumClient, derive_site_and_client
 
-# The default webhook-json template keys, copied from research/apis.md §3 (not from the simulator).
+# The default webhook-json template keys, copied from docs/integrations.md (not from the simulator).
 SPEC_WEBHOOK_KEYS = {
     "ALERT_STATE", "ALERT_STATE_NAME", "ALERT_EMOJI", "ALERT_EMOJI_NAME", "ALERT_STATUS", "ALERT_STATUS_CUSTOM",
     "ALERT_SEVERITY", "ALERT_COLOR", "ALERT_URL", "ALERT_UNIXTIME", "ALERT_TIMESTAMP", "ALERT_TIMESTAMP_RFC2822",

@@ -9,7 +9,7 @@ import pytest
 
 from widip.config import PROJECT_ROOT
 from widip.errors import Conflict, Forbidden, Invalid, NotFound
-from widip.functions import db
+from widip.functions import db, job_table
 from widip.functions.safeguard import runs as tool_runs
 from widip.functions.callers import Caller, system_persona
 from widip.functions.safeguard import calls, deferred
@@ -339,8 +339,8 @@ def test_outbox_rows_waiting_for_a_down_system_never_hold_back_the_others(conn, 
     from widip.functions import outbox
 
     for i in range(5):
-        outbox.add(conn, "run_tool", {"call_id": f"glpi-{i}"}, dependency="glpi")
-    outbox.add(conn, "run_tool", {"call_id": "ad-reset"})
+        outbox.add(conn, job_table.RUN_TOOL, {"call_id": f"glpi-{i}"}, dependency="glpi")
+    outbox.add(conn, job_table.RUN_TOOL, {"call_id": "ad-reset"})
     sent = []
     assert outbox.relay(pool, lambda name, kwargs: sent.append(kwargs["call_id"]),
                         lambda dependency: dependency != "glpi", limit=3) == 1
@@ -352,7 +352,7 @@ def test_a_broker_outage_never_fails_an_outbox_row(conn, pool):
 
     from widip.functions import outbox
 
-    outbox.add(conn, "run_tool", {"call_id": "x"})
+    outbox.add(conn, job_table.RUN_TOOL, {"call_id": "x"})
 
     def broker_down(name, kwargs):
         raise redis.ConnectionError("Error 111 connecting to 127.0.0.1:6379")

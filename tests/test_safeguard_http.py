@@ -7,14 +7,14 @@ from falcon.testing import TestClient
 
 from tests.conftest import drain
 from widip import deps as actor_deps
-from widip.http.app import create_app
+from widip.http.app import build_context, create_app
 
 TICKET = {"title": "Imprimante en panne", "content": "L'imprimante du 2e étage ne répond plus."}
 
 
 @pytest.fixture
 def api(integrated_settings, stub_broker):
-    client = TestClient(create_app(integrated_settings))
+    client = TestClient(create_app(build_context(integrated_settings)))
     actor_deps.configure(integrated_settings)
     return client
 

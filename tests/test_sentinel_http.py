@@ -12,10 +12,10 @@ from tests.conftest import drain
 from tests.test_sentinel_pipeline import body_for
 from widip import deps as actor_deps
 from widip.actors import sentinel as sentinel_actors
-from widip.actors.tools import flush_outbox
+from widip.messaging.relay import flush_outbox
 from widip.functions import identity
 from widip.functions.sentinel import alerts
-from widip.http.app import create_app
+from widip.http.app import build_context, create_app
 
 TOKEN = "obs-secret"
 
@@ -27,7 +27,7 @@ def settings_(integrated_settings):
 
 @pytest.fixture
 def api(settings_, stub_broker):
-    client = TestClient(create_app(settings_))
+    client = TestClient(create_app(build_context(settings_)))
     actor_deps.configure(settings_)
     return client
 

@@ -131,7 +131,7 @@ def cmd_scheduler(args) -> int:
     while True:
         try:
             heartbeat.record_start(actor_deps.deps().redis)
-            return periodiq.main(periodiq.make_argument_parser().parse_args(["widip.actors"]))
+            return periodiq.main(periodiq.make_argument_parser().parse_args(["widip.worker"]))
         except redis.RedisError as exc:  # a Redis outage must not take the whole deployment down
             logger.warning("scheduler: Redis unavailable (%s); retrying in 5 s", type(exc).__name__)
             time.sleep(5)

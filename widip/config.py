@@ -1,6 +1,6 @@
 """Settings read once from the environment; the only module that reads os.environ for the service.
 
-Names follow the seeds (DESIGN §11). `Settings.from_env()` validates everything at start and raises
+Names follow the seeds (docs/architecture.md). `Settings.from_env()` validates everything at start and raises
 `ConfigError` naming each missing or malformed variable, so a bad deployment fails loudly at boot
 rather than at 3 a.m. in the middle of an alert.
 """
@@ -110,10 +110,6 @@ class Settings:
     def with_overrides(self, **changes) -> "Settings":
         """A copy with some values changed (tests and the demo launcher)."""
         return replace(self, **changes)
-
-    @property
-    def mail_dir(self) -> Path:
-        return self.var_dir / "mail"
 
     def describe(self) -> dict[str, object]:
         """Settings without secrets, for logs and the demo banner."""

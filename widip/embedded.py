@@ -1,4 +1,4 @@
-"""Embedded PostgreSQL 18 + pgvector and Valkey for the demo and the tests (DESIGN §4).
+"""Embedded PostgreSQL 18 + pgvector and Valkey for the demo and the tests (docs/architecture.md).
 
 Both run from PyPI wheels, need no root and no system service, and never collide with servers
 already on the machine: PostgreSQL listens only on a Unix socket inside its data directory and

@@ -1,16 +1,18 @@
 """Dramatiq actors: thin wrappers that fetch dependencies and call plain functions.
 
-Importing this package sets up the broker (from the environment) and then imports every actor
-module in it, so the worker, the scheduler and the web process all see every actor.
+Each actor is declared with `actor(job, …)`: its name and queue come from the job table
+(widip/functions/job_table.py) and it is declared on this process's broker. Which actor modules a
+worker loads is listed in widip/worker.py; importing this package imports none of them.
 """
 
-import importlib
-import pkgutil
+from __future__ import annotations
 
-from widip.actors.broker import setup_broker_from_env
+import dramatiq
 
-broker = setup_broker_from_env()
+from widip.functions.job_table import Job
+from widip.messaging.broker import current
 
-for _module in pkgutil.iter_modules(__path__):
-    if _module.name not in ("broker", "deps", "tracking"):
-        importlib.import_module(f"{__name__}.{_module.name}")
+
+def actor(job: Job, **options):
+    """Declare the decorated function as the actor of `job` (options as for `dramatiq.actor`)."""
+    return dramatiq.actor(actor_name=job.name, queue_name=job.queue, broker=current(), **options)

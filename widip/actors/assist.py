@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-import dramatiq
 from periodiq import cron
 
+from widip.actors import actor
 from widip.deps import deps
-from widip.actors.tools import flush_outbox
+from widip.functions import job_table
+from widip.messaging.relay import flush_outbox
 from widip.functions.assist import cycle as assist
 
 
-@dramatiq.actor(queue_name="ticks", periodic=cron("*/3 * * * *"), max_retries=0, time_limit=120_000)
+@actor(job_table.RUN_ASSIST_CYCLE, periodic=cron("*/3 * * * *"), max_retries=0, time_limit=120_000)
 def run_assist_cycle() -> dict:
     d = deps()
     if not d.settings.glpi_url:

@@ -1,21 +1,22 @@
-"""GLPI health probe actors: a periodiq tick each minute plus a probe delayed 30 s (DESIGN §9).
+"""GLPI health probe actors: a periodiq tick each minute plus a probe delayed 30 s (docs/architecture.md).
 
 periodiq has minute granularity, so the seed's 30-second cadence is the tick's own probe plus a
 second one sent with a 30 s delay. On a recovery the outbox is flushed at once, so effects that
-waited for GLPI run now rather than at the next sweep. Importing this module also starts recording
-integration outcomes (widip/functions/integration_status.py) in every process that loads actors.
+waited for GLPI run now rather than at the next sweep.
 """
 
 from __future__ import annotations
 
 import logging
 
-import dramatiq
 from periodiq import cron
 
+from widip.actors import actor
 from widip.deps import deps
-from widip.actors.tools import flush_outbox
-from widip.functions.integrations import glpi_health, status as integration_status
+from widip.functions import job_table
+from widip.functions.integrations import glpi_health
+from widip.messaging import door
+from widip.messaging.relay import flush_outbox
 
 logger = logging.getLogger(__name__)
 
@@ -24,17 +25,15 @@ SECOND_PROBE_DELAY_MS = 30_000
 #: Ping (≤ 2 × INTEGRATION_TIMEOUT_SECONDS with a session to open) + one alert mail, with margin.
 PROBE_TIME_LIMIT_MS = 45_000
 
-integration_status.install(lambda: deps().redis)
 
-
-@dramatiq.actor(queue_name="ticks", periodic=cron("* * * * *"), max_retries=0, time_limit=PROBE_TIME_LIMIT_MS)
+@actor(job_table.TICK_GLPI_HEALTH, periodic=cron("* * * * *"), max_retries=0, time_limit=PROBE_TIME_LIMIT_MS)
 def tick_glpi_health() -> None:
     """Each minute: probe GLPI now and schedule the probe of the half minute."""
-    probe_glpi_health.send_with_options(delay=SECOND_PROBE_DELAY_MS)
+    door.send(job_table.PROBE_GLPI_HEALTH, delay_ms=SECOND_PROBE_DELAY_MS)
     run_probe()
 
 
-@dramatiq.actor(queue_name="ticks", max_retries=0, time_limit=PROBE_TIME_LIMIT_MS)
+@actor(job_table.PROBE_GLPI_HEALTH, max_retries=0, time_limit=PROBE_TIME_LIMIT_MS)
 def probe_glpi_health() -> None:
     """One GLPI health probe (no retry: the next probe is at most 30 s away)."""
     run_probe()  # NOTE: nothing returned: results are not stored, and Dramatiq warns on a discarded value

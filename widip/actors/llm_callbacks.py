@@ -7,14 +7,14 @@ redirect or a URL no longer allowlisted is permanent (Rejected) and not retried.
 
 from __future__ import annotations
 
-import dramatiq
-
+from widip.actors import actor
 from widip.deps import deps
 from widip.errors import Rejected
+from widip.functions import job_table
 from widip.functions.llm import gateway as llm_gateway
 
 
-@dramatiq.actor(queue_name="default", max_retries=5, min_backoff=1_000, max_backoff=30_000,
+@actor(job_table.DELIVER_LLM_CALLBACK, max_retries=5, min_backoff=1_000, max_backoff=30_000,
                 time_limit=30_000, throws=(Rejected,))
 def deliver_llm_callback(request_id: str) -> None:
     current = deps()

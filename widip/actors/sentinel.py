@@ -2,10 +2,10 @@
 
 Flow: `process_alert` (default) → `start_diagnosis` (default, after a short hold so an alert burst
 lands in one incident before its ticket is written) → LLM job "sentinel_diagnosis" on the Sentinel
-priority class (`llm.p0`, priority 1000, GPU mutex; `llm-remote` for a remote provider) →
-`notify_incident` (default) → `sync_incident` for follow-ups. The tick runs every
-WORKFLOW_INTERVAL_SECONDS (rounded to whole minutes: periodiq's granularity) when WORKFLOW_ENABLED.
-The sweeper, each minute, re-sends what a lost message or a Redis outage left behind.
+priority class (`llm.p0`, GPU mutex; `llm-remote` for a remote provider) → `notify_incident`
+(default) → `sync_incident` for follow-ups. The tick runs every WORKFLOW_INTERVAL_SECONDS (rounded
+to whole minutes: periodiq's granularity) when WORKFLOW_ENABLED. The sweeper, each minute,
+re-sends what a lost message or a Redis outage left behind.
 """
 
 from __future__ import annotations
@@ -14,21 +14,19 @@ import logging
 import os
 from datetime import timedelta
 
-import dramatiq
 from periodiq import cron
 
+from widip.actors import actor
 from widip.deps import deps
-from widip.actors.llm import enqueue_llm
-from widip.actors.tools import flush_outbox
-from widip.functions import db
-from widip.functions.llm import queue as llm_queue
+from widip.functions import db, job_table
 from widip.functions.llm.factory import provider_for
 from widip.functions.safeguard.policy import load_policy
-from widip.functions.sentinel import alerts, diagnosis, notifier, pipeline, tracker
+from widip.functions.sentinel import alerts, diagnosis_job, notifier, pipeline, tracker
+from widip.messaging import door
+from widip.messaging.relay import flush_outbox
 
 logger = logging.getLogger(__name__)
 
-DIAGNOSIS_KIND = "sentinel_diagnosis"
 #: Hold before diagnosing a new incident: devices of the same outage arriving meanwhile are in the ticket.
 CORRELATION_HOLD_MS = 3_000
 #: A re-send of a stuck diagnosis or notification at most this often per incident.
@@ -55,21 +53,8 @@ def _ttl(settings) -> timedelta:
     return timedelta(hours=settings.approval_ttl_hours)
 
 
-def enqueue_alert(pool, alert_id: int) -> bool:
-    """Hand an accepted alert to the broker; False (and nothing raised) when the broker is unreachable."""
-    try:
-        process_alert.send(alert_id)
-    except Exception as exc:  # noqa: BLE001 - the alert is persisted; the sweeper sends it later
-        logger.warning("alert %s persisted but not enqueued (%s); the sweeper will send it", alert_id,
-                       type(exc).__name__)
-        return False
-    with db.transaction(pool) as conn:
-        alerts.mark_enqueued(conn, [alert_id])
-    return True
-
-
-@dramatiq.actor(queue_name="default", max_retries=5, min_backoff=1_000, max_backoff=60_000, time_limit=60_000,
-                throws=(LookupError,))
+@actor(job_table.PROCESS_ALERT, max_retries=5, min_backoff=1_000, max_backoff=60_000, time_limit=60_000,
+       throws=(LookupError,))
 def process_alert(alert_id: int) -> dict:
     d = deps()
     try:
@@ -78,34 +63,17 @@ def process_alert(alert_id: int) -> dict:
         notifier.count_error()
         raise
     if result.diagnose:
-        start_diagnosis.send_with_options(args=(result.incident_id,), delay=CORRELATION_HOLD_MS)
+        door.send(job_table.START_DIAGNOSIS, result.incident_id, delay_ms=CORRELATION_HOLD_MS)
     if result.sync:
-        sync_incident.send(result.incident_id)
+        door.send(job_table.SYNC_INCIDENT, result.incident_id)
     return {"alert_id": alert_id, "outcome": result.outcome, "incident_id": result.incident_id}
 
 
-@dramatiq.actor(queue_name="default", max_retries=5, time_limit=30_000)
+@actor(job_table.START_DIAGNOSIS, max_retries=5, time_limit=30_000)
 def start_diagnosis(incident_id: int) -> None:
     """Queue the diagnosis on the Sentinel LLM priority class."""
     provider = provider_for(deps().settings)
-    enqueue_llm(DIAGNOSIS_KIND, str(incident_id), "sentinel", remote=not getattr(provider, "local", False))
-
-
-def run_diagnosis_job(job_id: str, d) -> list:
-    """LLM job handler: diagnose (≤ 20 s), then hand over to the Notificateur."""
-    settings = d.settings
-    try:
-        outcome = diagnosis.diagnose(d.pool, d.redis, d.clients, provider_for(settings), int(job_id),
-                                     policy=_policy(settings), approval_ttl=_ttl(settings),
-                                     llm_timeout=settings.llm_timeout_seconds)
-    except Exception:
-        notifier.count_error()
-        raise
-    logger.info("incident %s diagnosed (%s) in %.2f s", job_id, outcome.source, outcome.seconds)
-    return [llm_queue.NextStep("notify_incident", (int(job_id),))]
-
-
-llm_queue.register_llm_job(DIAGNOSIS_KIND, run_diagnosis_job)
+    door.send_llm(diagnosis_job.KIND, str(incident_id), "sentinel", remote=not getattr(provider, "local", False))
 
 
 #: Entity lookup + inline GLPI ticket (each ≤ 2 × INTEGRATION_TIMEOUT_SECONDS with a session to open) + DB work.
@@ -113,8 +81,8 @@ llm_queue.register_llm_job(DIAGNOSIS_KIND, run_diagnosis_job)
 NOTIFY_TIME_LIMIT_MS = 120_000
 
 
-@dramatiq.actor(queue_name="default", max_retries=5, min_backoff=2_000, max_backoff=60_000,
-                time_limit=NOTIFY_TIME_LIMIT_MS)
+@actor(job_table.NOTIFY_INCIDENT, max_retries=5, min_backoff=2_000, max_backoff=60_000,
+       time_limit=NOTIFY_TIME_LIMIT_MS)
 def notify_incident(incident_id: int) -> dict:
     d = deps()
     try:
@@ -128,7 +96,7 @@ def notify_incident(incident_id: int) -> dict:
             "degraded": result.degraded}
 
 
-@dramatiq.actor(queue_name="default", max_retries=3, time_limit=30_000)
+@actor(job_table.SYNC_INCIDENT, max_retries=3, time_limit=30_000)
 def sync_incident(incident_id: int) -> list:
     d = deps()
     posted = notifier.sync(d.pool, incident_id, policy=_policy(d.settings), approval_ttl=_ttl(d.settings))
@@ -146,11 +114,11 @@ def run_tick() -> dict:
     with db.transaction(d.pool) as conn:
         due = notifier.needing_attention(conn)["sync"]
     for incident_id in sorted(set(result["sync_incidents"]) | set(due)):
-        sync_incident.send(incident_id)
+        door.send(job_table.SYNC_INCIDENT, incident_id)
     return result
 
 
-@dramatiq.actor(queue_name="ticks", periodic=cron(TICK_CRON), max_retries=0, time_limit=240_000)
+@actor(job_table.TICK_SENTINEL, periodic=cron(TICK_CRON), max_retries=0, time_limit=240_000)
 def tick_sentinel() -> dict:
     """Every WORKFLOW_INTERVAL_SECONDS: reconcile down devices (skipped when WORKFLOW_ENABLED is false)."""
     if not deps().settings.workflow_enabled:
@@ -159,28 +127,28 @@ def tick_sentinel() -> dict:
     return run_tick()
 
 
-@dramatiq.actor(queue_name="default", max_retries=0, time_limit=240_000)
+@actor(job_table.RUN_SENTINEL_TICK, max_retries=0, time_limit=240_000)
 def run_sentinel_tick() -> dict:
     """One tick now, on demand (POST /sentinel/ticks), whatever WORKFLOW_ENABLED says."""
     return run_tick()
 
 
-@dramatiq.actor(queue_name="ticks", periodic=cron("* * * * *"), max_retries=0, time_limit=60_000)
+@actor(job_table.SWEEP_SENTINEL, periodic=cron("* * * * *"), max_retries=0, time_limit=60_000)
 def sweep_sentinel() -> dict:
     """Each minute: send alerts no job took (Redis was down), and restart stuck incidents."""
     d = deps()
     with db.transaction(d.pool) as conn:
         lost = alerts.lost(conn)
         todo = notifier.needing_attention(conn)
-    resent = sum(1 for alert_id in lost if enqueue_alert(d.pool, alert_id))
+    resent = sum(1 for alert_id in lost if alerts.hand_to_broker(d.pool, alert_id, door.send))
     for incident_id in todo["diagnose"]:
         if _first_in_a_while(d.redis, "diagnose", incident_id):
-            start_diagnosis.send(incident_id)
+            door.send(job_table.START_DIAGNOSIS, incident_id)
     for incident_id in todo["notify"] + todo["mail"]:  # notify also finishes a notification stopped before its mail
         if _first_in_a_while(d.redis, "notify", incident_id):
-            notify_incident.send(incident_id)
+            door.send(job_table.NOTIFY_INCIDENT, incident_id)
     for incident_id in todo["sync"]:
-        sync_incident.send(incident_id)
+        door.send(job_table.SYNC_INCIDENT, incident_id)
     return {"alerts_resent": resent, **{k: len(v) for k, v in todo.items()}}
 
 

@@ -5,16 +5,15 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
-import dramatiq
 from periodiq import cron
 
+from widip.actors import actor
 from widip.deps import deps
 from widip.errors import Unavailable
-from widip.functions import db, outbox
-from widip.functions.integrations import circuit
-from widip.functions.safeguard import runs as tool_runs
+from widip.functions import db, job_table
 from widip.functions.agent import sessions
-from widip.functions.safeguard import calls, deferred
+from widip.functions.safeguard import calls, deferred, runs as tool_runs
+from widip.messaging.relay import flush_outbox
 
 logger = logging.getLogger(__name__)
 
@@ -23,15 +22,8 @@ logger = logging.getLogger(__name__)
 STUCK_AFTER = timedelta(minutes=10)
 
 
-def flush_outbox() -> int:
-    """Hand committed outbox rows to the broker now (the periodic sweep catches anything missed)."""
-    d = deps()
-    return outbox.relay(d.pool, lambda name, kwargs: dramatiq.get_broker().get_actor(name).send(**kwargs),
-                        lambda dependency: circuit.is_available(d.redis, dependency))
-
-
-@dramatiq.actor(queue_name="tools", max_retries=5, min_backoff=5_000, max_backoff=120_000, time_limit=180_000,
-                throws=(LookupError,))
+@actor(job_table.RUN_TOOL, max_retries=5, min_backoff=5_000, max_backoff=120_000, time_limit=180_000,
+       throws=(LookupError,))
 def run_tool(call_id: str) -> dict:
     """Execute one gated call (idempotent), then wake what waits on it."""
     d = deps()
@@ -45,7 +37,7 @@ def run_tool(call_id: str) -> dict:
     return {"call_id": call_id, "status": result.call["status"]}
 
 
-@dramatiq.actor(queue_name="ticks", periodic=cron("* * * * *"), max_retries=0, time_limit=60_000)
+@actor(job_table.SWEEP_SAFEGUARD, periodic=cron("* * * * *"), max_retries=0, time_limit=60_000)
 def sweep_safeguard() -> dict:
     """Each minute: expire approvals past their deadline, start due deferred actions, resend lost calls,
     relay the outbox."""
@@ -57,7 +49,7 @@ def sweep_safeguard() -> dict:
     return {"expired": len(expired), "deferred_started": len(due), "resent": len(resent), "relayed": flush_outbox()}
 
 
-@dramatiq.actor(queue_name="default", max_retries=3, time_limit=60_000)
+@actor(job_table.NOTIFY_APPROVERS, max_retries=3, time_limit=60_000)
 def notify_approvers(call_id: str) -> None:
     """L2: the action ran; tell the approvers (event + mail to N3+ users with an address)."""
     from widip.functions.safeguard import notifications

@@ -27,7 +27,7 @@ logger = logging.getLogger(__name__)
 
 #: Outbox rows still unsent after this long are an error for a human (no setting: a fixed SLO).
 OUTBOX_STALE_AFTER_DAYS = 3
-#: Dramatiq's Redis broker namespace and the queues widip declares (DESIGN §3).
+#: Dramatiq's Redis broker namespace and the queues widip declares (docs/architecture.md).
 BROKER_NAMESPACE = "dramatiq"
 QUEUES = ("default", "tools", "agent", "llm-remote", "llm.p0", "llm.p1", "llm.p2", "llm.p3")
 LLM_QUEUES = ("llm.p0", "llm.p1", "llm.p2", "llm.p3", "llm-remote")

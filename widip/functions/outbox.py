@@ -16,6 +16,7 @@ from psycopg import Connection
 from psycopg_pool import ConnectionPool
 
 from widip.functions.db import Jsonb, transaction
+from widip.functions.job_table import Job
 
 logger = logging.getLogger(__name__)
 
@@ -23,14 +24,20 @@ logger = logging.getLogger(__name__)
 MAX_SEND_ATTEMPTS = 20
 
 
-def add(conn: Connection, actor_name: str, kwargs: dict, *, dependency: str | None = None,
+def add(conn: Connection, job: Job, kwargs: dict, *, dependency: str | None = None,
         dedup_key: str | None = None, description: str = "") -> int | None:
-    """Queue `actor_name(**kwargs)` for after commit; a repeated dedup_key adds nothing."""
+    """Queue `job(**kwargs)` for after commit; a repeated dedup_key adds nothing."""
     row = conn.execute(
         "INSERT INTO outbox (actor_name, kwargs, dependency, dedup_key, description) VALUES (%s, %s, %s, %s, %s) "
         "ON CONFLICT (dedup_key) DO NOTHING RETURNING id",
-        (actor_name, Jsonb(kwargs), dependency, dedup_key, description)).fetchone()
+        (job.name, Jsonb(kwargs), dependency, dedup_key, description)).fetchone()
     return row["id"] if row else None
+
+
+def claim(conn: Connection, dedup_key: str) -> bool:
+    """Take a pending row out of the relay's hands because its work runs inline now; False if already gone."""
+    return conn.execute("UPDATE outbox SET status = 'sent', sent_at = now() WHERE dedup_key = %s "
+                        "AND status = 'pending' RETURNING id", (dedup_key,)).fetchone() is not None
 
 
 def relay(pool: ConnectionPool, send: Callable[[str, dict], None],

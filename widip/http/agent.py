@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import falcon
 
-from widip.actors.tools import flush_outbox
-from widip.functions import db, outbox
+from widip.messaging.relay import flush_outbox
+from widip.functions import db, job_table, outbox
 from widip.functions.agent import sessions
 from widip.functions.callers import Caller
-from widip.functions.safeguard.calls import CONTINUE_SESSION_ACTOR
 from widip.http.auth import require_user
 from widip.http.openapi_doc import error, json_body, json_response
 from widip.http.validation import read_json
@@ -52,7 +51,7 @@ class Sessions:
                        accreditation=user.accreditation)
         with db.transaction(self._ctx.pool) as conn:
             session = sessions.create_session(conn, "wibot", agent, body["message"])
-            outbox.add(conn, CONTINUE_SESSION_ACTOR, {"session_id": str(session["id"])},
+            outbox.add(conn, job_table.CONTINUE_SESSION, {"session_id": str(session["id"])},
                        dedup_key=f"start:{session['id']}")
         flush_outbox()
         sid = str(session["id"])

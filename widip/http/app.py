@@ -1,37 +1,44 @@
-"""The Falcon WSGI app factory: `gunicorn 'widip.http.app:create_app()'`.
+"""The Falcon WSGI app: `gunicorn 'widip.http.app:create_app_from_env()'`.
 
-Resource modules in this package register themselves (`register(app, ctx)`) and describe their
-paths (`OPENAPI_PATHS`), so adding an endpoint never means editing a central list.
+`create_app(ctx)` only builds routes around the dependencies it is given (as Falcon's `look`
+tutorial app does); `create_app_from_env()` reads the environment, builds them and wires the
+process (widip/wiring.py). The resource modules are listed once, in RESOURCE_MODULES: each adds
+its routes with `register(app, ctx)` and describes them in `OPENAPI_PATHS`. The web process
+imports no actor module: it enqueues through the one door (widip/messaging/door.py).
 """
 
 from __future__ import annotations
 
-import importlib
 import logging
-import pkgutil
 from dataclasses import dataclass
 
+import dramatiq
 import falcon
 
-import widip.http
-from widip import deps as actor_deps
+from widip import deps as process_deps
+from widip import wiring
 from widip.config import Settings
+from widip.http import (agent, health, jobs, llm, metrics, monitoring, openapi, safeguard, sentinel, tools,
+                        users)
 from widip.http.auth import Authenticate
 from widip.http.errors import register_error_handlers
 from widip.http.middleware import RequestId
 from widip.logs import configure_logging
+from widip.messaging.broker import current
 
 logger = logging.getLogger(__name__)
 
-_INFRA_MODULES = {"app", "auth", "errors", "middleware", "validation", "openapi_doc"}
+#: Every resource module, in the order their routes are added.
+RESOURCE_MODULES = (health, metrics, openapi, jobs, users, agent, tools, safeguard, monitoring, sentinel, llm)
 
 
 @dataclass
 class AppContext:
-    """What resources need: settings and the process's database pool and Redis client."""
+    """What resources need: settings, the process's dependencies (database pool, Redis) and the broker."""
 
     settings: Settings
-    deps: actor_deps.Deps
+    deps: process_deps.Deps
+    broker: dramatiq.Broker
 
     @property
     def pool(self):
@@ -42,23 +49,26 @@ class AppContext:
         return self.deps.redis
 
 
-def resource_modules():
-    for info in sorted(pkgutil.iter_modules(widip.http.__path__), key=lambda m: m.name):
-        if info.name not in _INFRA_MODULES:
-            module = importlib.import_module(f"widip.http.{info.name}")
-            if hasattr(module, "register"):
-                yield module
+def build_context(settings: Settings) -> AppContext:
+    """This process's dependencies for `settings`, with its handlers registered."""
+    context = AppContext(settings=settings, deps=process_deps.configure(settings), broker=current())
+    wiring.register_handlers()
+    return context
 
 
-def create_app(settings: Settings | None = None) -> falcon.App:
-    settings = settings or Settings.from_env()
-    if settings.env != "test":  # pytest owns logging in tests
-        configure_logging(settings.log_level)
-    ctx = AppContext(settings=settings, deps=actor_deps.configure(settings))
+def create_app(ctx: AppContext) -> falcon.App:
     app = falcon.App(middleware=[RequestId(), Authenticate(ctx)])
     app.req_options.strip_url_path_trailing_slash = True
     register_error_handlers(app)
-    for module in resource_modules():
+    for module in RESOURCE_MODULES:
         module.register(app, ctx)
+    return app
+
+
+def create_app_from_env() -> falcon.App:
+    """The app gunicorn serves: settings from the environment, logging, dependencies, routes."""
+    settings = Settings.from_env()
+    configure_logging(settings.log_level)
+    app = create_app(build_context(settings))
     logger.info("web app ready (env=%s)", settings.env)
     return app

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import falcon
 
-from widip.actors import broker
 from widip.functions import readiness
 from widip.http.openapi_doc import json_response
 
@@ -29,7 +28,7 @@ class Ready:
         self._ctx = ctx
 
     def on_get(self, req, resp):
-        report = readiness.readiness(self._ctx.pool, self._ctx.redis, broker)
+        report = readiness.readiness(self._ctx.pool, self._ctx.redis, self._ctx.broker)
         resp.status = falcon.HTTP_200 if report["ready"] else falcon.HTTP_503
         resp.media = report
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 import falcon
 import redis
 
-from widip.actors import jobs as job_actors
 from widip.errors import Unavailable
-from widip.functions import db, jobs
+from widip.functions import db, job_table, jobs
 from widip.http.auth import require_caller, require_user
 from widip.http.openapi_doc import AUTH_ERRORS, SECURED, error, json_body, json_response
 from widip.http.validation import read_json
+from widip.messaging import door
 
 ECHO_SCHEMA = {
     "type": "object", "additionalProperties": False, "required": ["message"],
@@ -63,16 +63,19 @@ class Job:
 
 
 class Echo:
+    def __init__(self, ctx):
+        self._ctx = ctx
+
     def on_post(self, req, resp):
         require_user(req, 4)  # a diagnostic for operators, not an open queue
         body = read_json(req, ECHO_SCHEMA)
         try:
-            job = job_actors.enqueue_job(job_actors.echo_message, "echo", body, message=body["message"])
+            job = door.send_tracked(self._ctx.pool, job_table.ECHO_MESSAGE, "echo", body, message=body["message"])
         except redis.RedisError as exc:
             raise Unavailable("broker", "the job queue is unreachable; the job is recorded as queued") from exc
         accepted(resp, str(job["id"]))
 
 
 def register(app, ctx):
-    app.add_route("/jobs/echo", Echo())
+    app.add_route("/jobs/echo", Echo(ctx))
     app.add_route("/jobs/{job_id}", Job(ctx))

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import falcon
 
-from widip.actors import llm as llm_actors
 from widip.functions.llm import gateway as llm_gateway, queue as llm_queue
 from widip.errors import Forbidden, Invalid
 from widip.http.openapi_doc import AUTH_ERRORS, SECURED, error, json_body, json_response
 from widip.http.auth import require_caller
 from widip.http.validation import read_json
+from widip.messaging import door
 
 ACCEPTED_SCHEMA = {
     "type": "object", "required": ["request_id", "status", "position", "estimated_wait"],
@@ -72,7 +72,7 @@ class LlmRequests:
             raise Invalid(f"model must be one of the configured models: {settings.ollama_model}, "
                           f"{settings.anthropic_model}")
         accepted = llm_gateway.submit(self._ctx.redis, self._ctx.settings, body,
-                                      enqueue=llm_actors.enqueue_llm_entry)
+                                      enqueue=door.send_llm_entry)
         resp.status = falcon.HTTP_202
         resp.location = f"/llm/requests/{accepted['request_id']}"
         resp.media = accepted

@@ -63,6 +63,5 @@ class Monitoring:
 
 
 def register(app, ctx):
-    # NOTE: integration outcomes are recorded in this process too: importing widip.actors (app.py
-    # does) runs widip.actors.health, which installs the listener.
+    # Integration outcomes are recorded in this process too: build_context installs the listener.
     app.add_route("/monitoring", Monitoring(ctx))

@@ -19,6 +19,6 @@ class OpenApi:
 
 
 def register(app, ctx):
-    from widip.http.app import resource_modules
+    from widip.http.app import RESOURCE_MODULES
 
-    app.add_route("/openapi.json", OpenApi(build_document(resource_modules())))
+    app.add_route("/openapi.json", OpenApi(build_document(RESOURCE_MODULES)))

@@ -11,7 +11,7 @@ from uuid import UUID
 
 import falcon
 
-from widip.actors.tools import flush_outbox
+from widip.messaging.relay import flush_outbox
 from widip.errors import Invalid, NotFound
 from widip.functions import db
 from widip.functions.safeguard import audit, calls, deferred

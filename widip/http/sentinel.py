@@ -19,22 +19,21 @@ import json
 import falcon
 import redis
 
-from widip.actors import jobs as job_actors
-from widip.actors import sentinel as sentinel_actors
 from widip.errors import Forbidden, Invalid, Unauthorized, Unavailable
-from widip.functions import db, identity
+from widip.functions import db, identity, job_table
 from widip.functions.sentinel import alerts, maintenance, pipeline, tracker, views
 from widip.http.auth import require_user
 from widip.http.jobs import accepted
 from widip.http.openapi_doc import error, json_body, json_response, operation
 from widip.http.validation import read_json
+from widip.messaging import door
 
 SCOPE = "webhook:observium"
 _WINDOW_ID = [{"name": "window_id", "in": "path", "required": True, "schema": {"type": "integer", "minimum": 1}}]
 WEBHOOK_REPLY = {"type": "object", "required": ["status", "tracking_id"],
                  "properties": {"status": {"const": "successful"}, "tracking_id": {"type": "string"}}}
 ALERT_BODY = {"type": "object", "required": ["ALERT_ID", "ALERT_STATE"], "additionalProperties": True,
-              "description": "Observium message tags (apis.md §3); unknown tags are kept",
+              "description": "Observium message tags (docs/integrations.md); unknown tags are kept",
               "properties": {k: {"type": ["string", "number", "null"]} for k in (
                   "ALERT_STATE", "ALERT_ID", "ALERT_STATUS", "ALERT_UNIXTIME", "DEVICE_ID", "DEVICE_HOSTNAME",
                   "DEVICE_LOCATION", "ENTITY_TYPE", "ENTITY_ID", "CONDITIONS", "METRICS", "DURATION", "TITLE")}}
@@ -93,7 +92,7 @@ class Webhook:
         with db.transaction(self._ctx.pool) as conn:
             alert_id, tracking_id = alerts.accept(conn, body)
         if alert_id is not None:
-            sentinel_actors.enqueue_alert(self._ctx.pool, alert_id)
+            alerts.hand_to_broker(self._ctx.pool, alert_id, door.send)
         resp.status = falcon.HTTP_200
         resp.media = {"status": "successful", "tracking_id": tracking_id}
 
@@ -158,10 +157,13 @@ class DevicesDown:
 
 
 class Ticks:
+    def __init__(self, ctx):
+        self._ctx = ctx
+
     def on_post(self, req, resp):
         require_user(req, 3)
         try:
-            job = job_actors.enqueue_job(sentinel_actors.run_sentinel_tick, "sentinel_tick", {})
+            job = door.send_tracked(self._ctx.pool, job_table.RUN_SENTINEL_TICK, "sentinel_tick", {})
         except redis.RedisError as exc:
             raise Unavailable("broker", "the job queue is unreachable; the tick is recorded as queued") from exc
         accepted(resp, str(job["id"]))
@@ -216,7 +218,7 @@ def register(app, ctx):
     app.add_route("/incidents", incidents)
     app.add_route("/incidents/{tracking_id}", incidents, suffix="one")
     app.add_route("/sentinel/devices-down", DevicesDown(ctx))
-    app.add_route("/sentinel/ticks", Ticks())
+    app.add_route("/sentinel/ticks", Ticks(ctx))
     windows = Windows(ctx)
     app.add_route("/sentinel/maintenance-windows", windows)
     app.add_route("/sentinel/maintenance-windows/{window_id}", windows, suffix="one")

@@ -9,7 +9,7 @@ from datetime import timedelta
 
 import falcon
 
-from widip.actors.tools import flush_outbox
+from widip.messaging.relay import flush_outbox
 from widip.functions import db
 from widip.functions.safeguard import calls
 from widip.functions.safeguard.policy import level_for, load_policy

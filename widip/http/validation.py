@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import uuid
 
 import falcon
 from jsonschema import Draft202012Validator
@@ -40,9 +39,3 @@ def check(value, schema: dict, what: str = "body") -> None:
         where = "/".join(str(p) for p in first.absolute_path) or what
         raise Invalid(f"{where}: {first.message}")
 
-
-def uuid_param(value: str, name: str = "id") -> str:
-    try:
-        return str(uuid.UUID(value))
-    except ValueError:
-        raise Invalid(f"{name} must be a UUID, got {value[:64]!r}") from None

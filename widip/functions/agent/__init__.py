@@ -1,4 +1,4 @@
-"""The agent runtime (DESIGN §5): personas, sessions with polled events, and the step loop.
+"""The agent runtime (docs/architecture.md): personas, sessions with polled events, and the step loop.
 
     personas.py  who each agent is: prompt, tools, budgets
     sessions.py  sessions and their ordered events

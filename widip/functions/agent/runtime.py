@@ -19,7 +19,7 @@ from psycopg import Connection
 from psycopg_pool import ConnectionPool
 
 from widip.errors import Invalid, NotFound
-from widip.functions import outbox
+from widip.functions import job_table, outbox
 from widip.functions.agent.personas import Persona, get_persona, visible_tools
 from widip.functions.agent.sessions import add_event, get_session
 from widip.functions.callers import Caller
@@ -199,7 +199,7 @@ def _apply(conn: Connection, session: dict, persona: Persona, caller: Caller, tr
         else:
             holds = True
     if not holds:  # every call was blocked at once: continue right away with the refusals
-        outbox.add(conn, calls.CONTINUE_SESSION_ACTOR, {"session_id": sid}, dedup_key=f"resume:{sid}:{iteration}")
+        outbox.add(conn, job_table.CONTINUE_SESSION, {"session_id": sid}, dedup_key=f"resume:{sid}:{iteration}")
     return StepOutcome("waiting_approval" if session["status"] == "waiting_approval" else "waiting_tools", sid)
 
 
@@ -230,6 +230,6 @@ def nudge_quiet(conn: Connection) -> list[str]:
                         "AND updated_at < now() - %s", (QUIET_AFTER,)).fetchall()
     epoch = int(conn.execute("SELECT extract(epoch FROM now())::bigint / 600 AS e").fetchone()["e"])
     for row in rows:
-        outbox.add(conn, calls.CONTINUE_SESSION_ACTOR, {"session_id": str(row["id"])},
+        outbox.add(conn, job_table.CONTINUE_SESSION, {"session_id": str(row["id"])},
                    dedup_key=f"nudge:{row['id']}:{epoch}")
     return [str(r["id"]) for r in rows]

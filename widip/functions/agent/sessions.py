@@ -12,7 +12,7 @@ from widip.functions.agent.personas import get_persona
 from widip.functions.callers import Caller
 from widip.functions.db import Jsonb
 
-#: Fields of the seed's StreamingStep an event may carry (DESIGN §7).
+#: Fields of the seed's StreamingStep an event may carry (docs/architecture.md).
 EVENT_FIELDS = ("message", "tool", "params", "result", "success", "error", "request_id", "security_level",
                 "call_id", "deferred_id", "fallback")
 #: Accreditation that may read any session's events (approvers and admins).

@@ -20,13 +20,12 @@ import redis
 from psycopg_pool import ConnectionPool
 
 from widip.errors import IntegrationError
-from widip.functions import outbox
+from widip.functions import job_table, outbox
 from widip.functions.integrations import circuit
 from widip.functions.agent.sessions import create_session
 from widip.functions.callers import system_persona
 from widip.functions.db import Jsonb, transaction
 from widip.functions.assist.playbook import classify
-from widip.functions.safeguard.calls import CONTINUE_SESSION_ACTOR
 
 logger = logging.getLogger(__name__)
 
@@ -84,7 +83,7 @@ def _take(pool: ConnectionPool, clients, ticket_id: int) -> dict | None:
         session = create_session(conn, "assist", system_persona("assist"), f"Ticket GLPI {ticket_id} à traiter",
                                  context={"verified_requester": requester, "ticket_id": ticket_id})
         conn.execute("UPDATE assist_tickets SET session_id = %s WHERE ticket_id = %s", (session["id"], ticket_id))
-        outbox.add(conn, CONTINUE_SESSION_ACTOR, {"session_id": str(session["id"])},
+        outbox.add(conn, job_table.CONTINUE_SESSION, {"session_id": str(session["id"])},
                    dedup_key=f"assist:{ticket_id}")
     logger.info("assist: ticket %s (%s) → session %s", ticket_id, category, session["id"])
     return {"ticket_id": ticket_id, "category": category, "session_id": str(session["id"])}

@@ -15,7 +15,7 @@ import re
 from typing import Sequence
 
 from widip.functions.llm.base import Completion, Message
-from widip.functions.llm.rules import answer, call, last_user_text, register_playbook, results_since_user
+from widip.functions.llm.rules import answer, call, last_user_text, results_since_user
 
 CATEGORIES = ("RESET_MDP", "DEBLOCAGE_COMPTE", "CREATION_COMPTE", "AUTRE")
 _KEYWORDS = (
@@ -105,5 +105,3 @@ def _next_action(category: str, ticket_id: int, email: str, account: dict, resul
         return call("smtp_send_email", {"to": [email], "subject": subject, "body": body})
     return call("glpi_close_ticket", {"ticket_id": ticket_id, "solution": solution})
 
-
-register_playbook("assist", assist_playbook)

@@ -117,10 +117,6 @@ class Ticket(_Record):
     assigned_user_ids: tuple[int, ...] = ()
     is_deleted: bool = False
 
-    @property
-    def is_open(self) -> bool:
-        return self.status < 5
-
 
 @dataclass(frozen=True)
 class Ping(_Record):

@@ -1,7 +1,7 @@
 """SMTP client: sends plain-text French mail to allowlisted recipients only.
 
 The mail tool is the service's only egress channel a model can reach, so this module enforces the
-"lethal trifecta" rule (research/reliability.md §F 21) in code, before any connection is opened:
+"lethal trifecta" rule (docs/architecture.md) in code, before any connection is opened:
 a recipient must be on an internal domain, listed in ALERT_MAIL_RECIPIENTS, or be the *verified*
 GLPI requester handed in by the caller (never an address read from ticket text). Headers are built
 by `email.message.EmailMessage` from checked single-line values; bodies are plain text and are

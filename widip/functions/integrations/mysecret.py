@@ -1,4 +1,4 @@
-"""MySecret client: one-time secret links on WIDIP's Password Pusher (JSON API v1, research/apis.md §5).
+"""MySecret client: one-time secret links on WIDIP's Password Pusher (JSON API v1, docs/integrations.md).
 
 A new AD password reaches its owner as a link that works once and expires within a day. The password
 itself arrives here as a `SecretStore` handle, is redeemed inside `create_secret` and travels only in

@@ -4,7 +4,7 @@ It answers "what is down, since when, where" for Sentinel and the agent tools. I
 not receive Observium's alert webhooks (that is the Sentinel webhook handler's job) and does not
 change anything in Observium.
 
-Wire facts (research/apis.md §2): HTTP Basic auth, `/api/v0/<entity>/[<id>/]`, collections are JSON
+Wire facts (docs/integrations.md): HTTP Basic auth, `/api/v0/<entity>/[<id>/]`, collections are JSON
 objects keyed by id (or `[]` when empty, PHP style), every value is a MySQL string, an unknown id is a
 404. A down device keeps the `last_polled` of its last successful poll, and Observium itself shows
 "Down <now - last_polled>"; we therefore read `down_since` from `last_polled` and need one single

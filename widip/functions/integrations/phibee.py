@@ -1,6 +1,6 @@
 """Client for Phibee Telecom, the access operator of the client sites: line status, line tests, incidents.
 
-Phibee publishes no API (research/apis.md §9); the wire contract here is our Kosc-like *proposal*,
+Phibee publishes no API (docs/integrations.md); the wire contract here is our Kosc-like *proposal*,
 kept behind a small transport (`HttpTransport`) so that the real contract, once Phibee gives it,
 replaces only that class. The transport returns plain dicts in the normalised shapes documented on
 `PhibeeTransport`; the client turns them into our dataclasses and, for line tests, into a verdict in

@@ -33,7 +33,7 @@ class AnthropicProvider:
     """Chat completions with tools from the Anthropic Messages API (or a server speaking it)."""
 
     name = "anthropic"
-    #: Remote: calls go through the `llm-remote` queue, not the GPU priority queues (DESIGN §8).
+    #: Remote: calls go through the `llm-remote` queue, not the GPU priority queues (docs/architecture.md).
     local = False
 
     def __init__(self, api_key: str, model: str = DEFAULT_MODEL, *, base_url: str | None = None,

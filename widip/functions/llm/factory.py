@@ -42,7 +42,8 @@ def fallback_reasons(sink: list):
 def provider_for(settings, model: str | None = None, fallback=None):
     """One provider per (settings, model, fallback) per process; clients keep their connections.
 
-    Local providers (Ollama) are wrapped so each call holds the GPU lock (DESIGN §3's safety net);
+    Local providers (Ollama) are wrapped so each call holds the GPU lock (a safety net beside the
+    single-threaded llm process, docs/architecture.md);
     `fallback` defaults to the rules playbooks.
     """
     from widip.functions.llm.gpu_lock import with_gpu_lock

@@ -1,4 +1,4 @@
-"""Degraded mode: when the configured LLM cannot answer, the rules provider does (DESIGN §4).
+"""Degraded mode: when the configured LLM cannot answer, the rules provider does (docs/architecture.md).
 
 `build_provider` picks the provider from settings once at start. The rules provider is passed in, not
 imported, so this module does not depend on how the playbooks are written.

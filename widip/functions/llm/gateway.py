@@ -3,7 +3,7 @@
 Where a request lives: in Redis, not PostgreSQL. `llm_request:{id}` (a hash: source, prompt,
 system, model, callback URL, status) lives for REQUEST_TTL_SECONDS while it waits, and its answer
 `llm_result:{id}` for 5 minutes (the seed's TTL), after which both are gone and the id is unknown.
-Redis holds nothing that cannot be lost (DESIGN §10), and a gateway request may be lost: the
+Redis holds nothing that cannot be lost (docs/architecture.md), and a gateway request may be lost: the
 caller polls, sees 404 and resubmits; nothing else refers to it, and prompts (which may carry
 personal data) are not kept longer than needed. The Dramatiq message carries only the request id.
 
@@ -25,6 +25,7 @@ from datetime import datetime, timezone
 from urllib.parse import urlsplit
 
 from widip.errors import Invalid, NotFound, Rejected
+from widip.functions import job_table
 from widip.functions.llm import queue as llm_queue
 from widip.functions.integrations.http_client import make_client, send
 from widip.functions.llm import Completion, Message, factory
@@ -210,7 +211,7 @@ def run_gateway_request(request_id: str, deps) -> list[llm_queue.NextStep]:
                  also={average_key: llm_queue.fold_average(previous_average, elapsed)})
     logger.info("LLM request %s %s in %.2f s", request_id, outcome["status"], elapsed)
     if request.get("callback_url"):
-        return [llm_queue.NextStep("deliver_llm_callback", (request_id,))]
+        return [llm_queue.NextStep(job_table.DELIVER_LLM_CALLBACK, (request_id,))]
     return []
 
 
@@ -226,7 +227,6 @@ def store_result(redis, request_id: str, document: dict, *, ttl_seconds: int = R
     pipe.execute()
 
 
-llm_queue.register_llm_job(KIND, run_gateway_request)
 
 
 # --- callbacks ----------------------------------------------------------------------------------

@@ -1,13 +1,13 @@
 """The GPU mutex's safety net: a PostgreSQL session advisory lock held around each local LLM call.
 
-The mutex itself is the deployment: one `llm` process with one thread (DESIGN §3). If someone
+The mutex itself is the deployment: one `llm` process with one thread (docs/architecture.md). If someone
 scales that process, this lock keeps the GPU to `LLM_GPU_CONCURRENCY` calls at a time (default 1).
 It is owner-aware and dies with its holder: the lock belongs to a PostgreSQL session, so a process
 killed while holding it (SIGKILL, OOM, power loss) frees it the moment PostgreSQL notices the
 dropped connection — no TTL to wait out, no lock another process could release by mistake. Waiters
 block inside PostgreSQL and are granted the lock in arrival order, so no polling and no retries at
 the back of a queue (which is what made Dramatiq's ConcurrentRateLimiter harmful as a GPU mutex;
-reliability.md, "Measured").
+docs/architecture.md).
 
 Each thread gets its own dedicated connection (advisory locks are re-entrant within a session, so
 two threads sharing one would not exclude each other). Not for anything but the GPU: the key is fixed.

@@ -2,7 +2,7 @@
 
 Maps our transcript to Ollama's chat format (tool arguments are JSON objects, tool results are
 `role: "tool"` messages named by `tool_name`) and the client's errors to ours. It does not queue or
-serialise calls: the GPU mutex is the single-threaded `llm` worker (DESIGN §8).
+serialise calls: the GPU mutex is the single-threaded `llm` worker (docs/architecture.md).
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ class OllamaProvider:
     """Chat completions with tools from an Ollama server (`POST /api/chat`, non-streaming)."""
 
     name = "ollama"
-    #: Runs on our GPU: calls go through the priority queues llm.p0…p3 (DESIGN §8).
+    #: Runs on our GPU: calls go through the priority queues llm.p0…p3 (docs/architecture.md).
     local = True
 
     def __init__(self, host: str, model: str = DEFAULT_MODEL, *, num_ctx: int = DEFAULT_NUM_CTX,

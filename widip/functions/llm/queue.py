@@ -3,11 +3,11 @@
 Priority classes come from `policy/priorities.toml` (seed: proactif_sentinel 1000 >
 proactif_notificateur 900 > assist 500 > wibot 100). Each class has its own Dramatiq queue
 (`llm.p0`…`llm.p3`) because Redis has no global priority: an actor priority only orders messages a
-worker already prefetched (reliability.md A6 and "Measured"). Remote providers use `llm-remote`.
+worker already prefetched (docs/architecture.md). Remote providers use `llm-remote`.
 
-LLM jobs carry only `(kind, job_id)`; the handler registered for `kind` loads what it needs. This
-module never imports dramatiq: the actors in `widip/actors/llm.py` call `run_llm_job` and enqueue
-the `NextStep`s it returns. Positions are read from the Redis broker's own keys (layout in
+LLM jobs carry only `(kind, job_id)`; the handler registered for `kind` (by widip/wiring.py) loads
+what it needs. This module never imports dramatiq: the actors in `widip/actors/llm.py` call
+`run_llm_job` and send the `NextStep`s it returns through the one door. Positions are read from the Redis broker's own keys (layout in
 `dramatiq/brokers/redis/dispatch.lua`): `dramatiq:<queue>` is the list of waiting message ids and
 `dramatiq:__acks__.<worker>.<queue>` the set a worker fetched but has not acked yet (prefetched or
 running).
@@ -21,10 +21,13 @@ import time
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 from widip.config import PROJECT_ROOT
 from widip.errors import ConfigError, Invalid
+
+if TYPE_CHECKING:
+    from widip.functions.job_table import Job
 
 logger = logging.getLogger(__name__)
 
@@ -61,7 +64,7 @@ class PriorityClass:
 class NextStep:
     """Work an LLM job handler wants enqueued after it (the actor sends it; functions never enqueue)."""
 
-    actor: str
+    job: Job
     args: tuple = ()
     delay_ms: int | None = None
 
@@ -113,11 +116,6 @@ def class_for(name: str) -> PriorityClass:
     return classes()[aliases[key]]
 
 
-def source_names() -> list[str]:
-    """Every accepted gateway `source`: the class names and the seed's proactive names."""
-    return list(_source_aliases())
-
-
 def _source_aliases() -> dict[str, str]:
     aliases: dict[str, str] = {}
     for name in classes():
@@ -154,7 +152,7 @@ _handlers: dict[str, Handler] = {}
 
 
 def register_llm_job(kind: str, handler: Handler) -> None:
-    """Make `kind` runnable on the LLM queues (the gateway registers "gateway", the runtime "agent_step")."""
+    """Make `kind` runnable on the LLM queues (widip/wiring.py registers every kind)."""
     existing = _handlers.get(kind)
     if existing is not None and existing is not handler:
         raise ValueError(f"LLM job kind {kind!r} is already registered to {existing!r}")

@@ -1,4 +1,4 @@
-"""The rules provider: deterministic playbooks that do useful work with no LLM at all (DESIGN §4).
+"""The rules provider: deterministic playbooks that do useful work with no LLM at all (docs/architecture.md).
 
 It is the embedded default and the degraded mode. It speaks the same interface as a model —
 transcript and offered tools in, text or tool calls out — so its tool calls go through the same
@@ -6,7 +6,7 @@ SAFEGUARD gate. It only ever calls tools it was offered, and reads user text as 
 an intent and identifiers, nothing more.
 
 Playbooks are chosen by the persona named in the system prompt ("Persona : wibot"). Other
-modules add theirs with `register_playbook` (Sentinel's diagnosis, Assist's sequences).
+playbooks (Sentinel's diagnosis, Assist's sequences) are registered by widip/wiring.py.
 """
 
 from __future__ import annotations
@@ -172,4 +172,3 @@ def wibot_playbook(messages: Sequence[Message], offered: set[str], json_schema: 
 
 
 # Playbooks of other personas register themselves on import (Sentinel's from its own package).
-from widip.functions.assist import playbook as rules_assist  # noqa: E402,F401

@@ -14,7 +14,7 @@ from datetime import timedelta
 from psycopg import Connection
 
 from widip.errors import Conflict, Forbidden, Invalid, NotFound
-from widip.functions import metrics, outbox
+from widip.functions import job_table, metrics, outbox
 from widip.functions.callers import Caller
 from widip.functions.db import Jsonb
 from widip.functions.safeguard import audit, gate
@@ -23,9 +23,7 @@ from widip.functions.tools.registry import get_tool, validate_arguments
 
 logger = logging.getLogger(__name__)
 
-RUN_TOOL_ACTOR = "run_tool"
 #: The agent runtime's continuation actor: resumes a session after a decision on one of its calls.
-CONTINUE_SESSION_ACTOR = "continue_session"
 
 _STATUS_FOR = {gate.RUN: "ready", gate.NOTIFY: "ready", gate.APPROVAL: "waiting_approval",
                gate.DEFERRED: "deferred", gate.REFUSED: "refused"}
@@ -75,7 +73,7 @@ def propose(conn: Connection, *, tool_name: str, arguments, caller: Caller, poli
     audit.record(conn, actor=caller.label, actor_user_id=caller.user_id, action="proposed", tool_name=tool.name,
                  call_id=call_id, level=level, arguments=arguments, outcome=decision.outcome, reason=decision.reason)
     if decision.runs_now:
-        outbox.add(conn, RUN_TOOL_ACTOR, {"call_id": call_id}, dependency=dependency, dedup_key=f"run:{call_id}",
+        outbox.add(conn, job_table.RUN_TOOL, {"call_id": call_id}, dependency=dependency, dedup_key=f"run:{call_id}",
                    description=f"{tool.name} ({decision.reason})")
     elif decision.outcome == gate.APPROVAL:
         row = _open_request(conn, row, caller, approval_ttl, reason or decision.reason)
@@ -152,7 +150,7 @@ def approve(conn: Connection, request_id: int, approver: Caller, policy: Policy,
     audit.record(conn, actor=f"human:{approver.username}", actor_user_id=approver.user_id, action="approved",
                  tool_name=request["tool_name"], call_id=str(request["call_id"]), request_id=request_id,
                  level=request["level"], outcome="approved", reason=comment or "approved")
-    outbox.add(conn, RUN_TOOL_ACTOR, {"call_id": str(request["call_id"])}, dedup_key=f"run:{request['call_id']}",
+    outbox.add(conn, job_table.RUN_TOOL, {"call_id": str(request["call_id"])}, dedup_key=f"run:{request['call_id']}",
                description=f"{request['tool_name']} approved by {approver.username}")
     return request
 
@@ -216,7 +214,7 @@ def resend_stuck(conn: Connection, older_than: timedelta) -> list[str]:
         "AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.status = 'pending' AND o.kwargs->>'call_id' = c.id::text)",
         (older_than,)).fetchall()
     for row in stuck:
-        outbox.add(conn, RUN_TOOL_ACTOR, {"call_id": str(row["id"])}, description="resend after a lost message",
+        outbox.add(conn, job_table.RUN_TOOL, {"call_id": str(row["id"])}, description="resend after a lost message",
                    dedup_key=f"resend:{row['id']}:{outbox_epoch(conn)}")
     return [str(r["id"]) for r in stuck]
 
@@ -245,6 +243,6 @@ def outbox_epoch(conn: Connection) -> int:
 
 def _resume_session(conn: Connection, request: dict) -> None:
     if request["session_id"]:
-        outbox.add(conn, CONTINUE_SESSION_ACTOR, {"session_id": str(request["session_id"])},
+        outbox.add(conn, job_table.CONTINUE_SESSION, {"session_id": str(request["session_id"])},
                    dedup_key=f"resume:{request['call_id']}:{request['status']}",
                    description=f"resume session after {request['status']} request {request['id']}")

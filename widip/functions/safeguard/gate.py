@@ -1,8 +1,8 @@
 """The SAFEGUARD gate: the only function that decides whether a tool call runs.
 
 It is pure — a level, a caller, a confidence and the policy in; a decision out — so every rule of
-DESIGN §6 is testable exhaustively, and no prompt text, tool description or argument can change
-what it says. There is no bypass flag: an approved call is executed by the continuation that
+the level table (docs/architecture.md) is testable exhaustively, and no prompt text, tool
+description or argument can change what it says. There is no bypass flag: an approved call is executed by the continuation that
 re-checks the approval itself, not by skipping this function.
 """
 

@@ -19,7 +19,7 @@ from psycopg import Connection
 from psycopg_pool import ConnectionPool
 
 from widip.errors import IntegrationError, PolicyDenied, ServiceError, Unavailable
-from widip.functions import outbox
+from widip.functions import job_table, outbox
 from widip.functions.callers import Caller
 from widip.functions.db import Jsonb, ensure_open, transaction
 from widip.functions.safeguard import audit
@@ -145,10 +145,10 @@ def _queue_followers(conn, call: dict, *, notify: bool) -> None:
     """What waits on a finished call, queued in the same transaction that finishes it: the agent
     session's next step, and for L2 the notice to approvers."""
     if call["session_id"]:
-        outbox.add(conn, "continue_session", {"session_id": str(call["session_id"])},
+        outbox.add(conn, job_table.CONTINUE_SESSION, {"session_id": str(call["session_id"])},
                    dedup_key=f"resume:{call['id']}:{call['status']}")
     if notify:
-        outbox.add(conn, "notify_approvers", {"call_id": str(call["id"])}, dedup_key=f"notify:{call['id']}")
+        outbox.add(conn, job_table.NOTIFY_APPROVERS, {"call_id": str(call["id"])}, dedup_key=f"notify:{call['id']}")
 
 
 def _unknown_outcome(pool: ConnectionPool, call: dict, error: Unavailable) -> dict:

@@ -1,7 +1,7 @@
 """Observium webhook bodies: validate, persist before answering, and find the ones no job took.
 
 Observium's `webhook` and `webhook-json` transports post every message tag as a JSON object of
-strings (research/apis.md §3; `null` for empty tags via plain `webhook`). We require only what an
+strings (docs/integrations.md; `null` for empty tags via plain `webhook`). We require only what an
 alert cannot do without — ALERT_ID, ALERT_STATE and a device (DEVICE_ID or DEVICE_HOSTNAME) — and
 keep everything else verbatim, unknown tags included.
 
@@ -19,12 +19,14 @@ import json
 import logging
 import re
 from dataclasses import dataclass
+from typing import Callable
 from datetime import datetime, timezone
 
 from psycopg import Connection
 
 from widip.errors import Invalid
-from widip.functions.db import Jsonb
+from widip.functions import job_table
+from widip.functions.db import Jsonb, transaction
 from widip.functions.integrations.observium import derive_site_and_client
 
 logger = logging.getLogger(__name__)
@@ -125,6 +127,20 @@ def accept(conn: Connection, body: dict, *, now: datetime | None = None) -> tupl
 
 def mark_enqueued(conn: Connection, alert_ids: list[int]) -> None:
     conn.execute("UPDATE alerts SET enqueued_at = now() WHERE id = ANY(%s)", (list(alert_ids),))
+
+
+def hand_to_broker(pool, alert_id: int, send: Callable[..., object]) -> bool:
+    """Send an accepted alert to `process_alert` and mark it enqueued; False (nothing raised) when the
+    broker is unreachable — the alert is persisted and the minute sweep sends it later."""
+    try:
+        send(job_table.PROCESS_ALERT, alert_id)
+    except Exception as exc:  # noqa: BLE001 - the alert is persisted; the sweeper sends it later
+        logger.warning("alert %s persisted but not enqueued (%s); the sweeper will send it", alert_id,
+                       type(exc).__name__)
+        return False
+    with transaction(pool) as conn:
+        mark_enqueued(conn, [alert_id])
+    return True
 
 
 def lost(conn: Connection, *, limit: int = 500) -> list[int]:

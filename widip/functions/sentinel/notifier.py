@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
 from widip.errors import IntegrationError, Unavailable
-from widip.functions import outbox
+from widip.functions import job_table, outbox
 from widip.functions.integrations import circuit
 from widip.functions.safeguard import runs as tool_runs
 from widip.functions.callers import system_persona
@@ -127,8 +127,7 @@ def notify(pool, redis, clients, settings, incident_id: int, *, policy: Policy, 
         incidents.link_call(conn, incident_id, ticket_call, "ticket")
         inline = call["status"] == "ready" and not degraded
         if inline:
-            conn.execute("UPDATE outbox SET status = 'sent', sent_at = now() WHERE dedup_key = %s "
-                         "AND status = 'pending'", (f"run:{ticket_call}",))
+            outbox.claim(conn, f"run:{ticket_call}")
         conn.execute("UPDATE incidents SET notified_at = %s, degraded = %s, ticket_call_id = %s, glpi_entity_id = %s "
                      "WHERE id = %s", (now, degraded, ticket_call, entity, incident_id))
         conn.execute("UPDATE incident_members SET announced = true WHERE incident_id = %s", (incident_id,))
@@ -209,14 +208,14 @@ def _create_inline(pool, clients, incident_id: int, ticket_call: str) -> tuple[i
         logger.warning("GLPI failed while creating the ticket of incident %s: %s; left in the outbox",
                        incident_id, exc.message)
         with transaction(pool) as conn:
-            outbox.add(conn, calls.RUN_TOOL_ACTOR, {"call_id": ticket_call}, dependency="glpi",
+            outbox.add(conn, job_table.RUN_TOOL, {"call_id": ticket_call}, dependency="glpi",
                        dedup_key=f"run:{ticket_call}:retry", description="glpi_create_ticket after a GLPI failure")
             conn.execute("UPDATE incidents SET degraded = true WHERE id = %s", (incident_id,))
         return None, "glpi_down"
     row = outcome.call
     with transaction(pool) as conn:
         if outcome.executed and row["decision"] == "notify":
-            outbox.add(conn, "notify_approvers", {"call_id": ticket_call}, dedup_key=f"notify:{ticket_call}")
+            outbox.add(conn, job_table.NOTIFY_APPROVERS, {"call_id": ticket_call}, dedup_key=f"notify:{ticket_call}")
     if row["status"] == "done" and row["result"]:
         return int(row["result"]["ticket_id"]), None
     logger.warning("ticket call %s of incident %s ended %s: %s", ticket_call, incident_id, row["status"], row["error"])

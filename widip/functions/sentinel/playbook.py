@@ -1,6 +1,6 @@
 """The Sentinel rules playbook: a deterministic diagnosis when no LLM is configured, reachable or valid.
 
-Registered on the rules provider for persona "sentinel" (DESIGN §4), it behaves like a careful
+Registered on the rules provider for persona "sentinel" (docs/architecture.md), it behaves like a careful
 technician with the same read-only tools as the model: look at the device in Observium, the access
 line at Phibee when the device description names one, the operator's incidents on the site; then
 conclude. It reads the facts from the JSON block of the first user message (written by
@@ -15,7 +15,7 @@ import re
 from typing import Sequence
 
 from widip.functions.llm.base import Completion, Message
-from widip.functions.llm.rules import answer, call, register_playbook
+from widip.functions.llm.rules import answer, call
 
 _FACTS = re.compile(r"```json\s*(\{.*?\})\s*```", re.DOTALL)
 WIDIP_CLIENTS = ("widip", "widip core")
@@ -129,5 +129,3 @@ def _diag(responsibility: str, severity: str, summary: str, evidence: list[str],
     return {"responsibility": responsibility, "severity": severity, "summary": summary,
             "evidence": evidence, "recommended_actions": actions}
 
-
-register_playbook("sentinel", sentinel_playbook)

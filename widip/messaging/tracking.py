@@ -14,7 +14,7 @@ from dramatiq.middleware import Middleware
 
 logger = logging.getLogger(__name__)
 
-#: Message option marking a message that has a `jobs` row (set by `widip.actors.jobs.enqueue_job`).
+#: Message option marking a message that has a `jobs` row (set by `widip.messaging.door.send_tracked`).
 JOB_OPTION = "widip_job"
 
 

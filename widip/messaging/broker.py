@@ -19,7 +19,7 @@ from dramatiq.results import Results
 from dramatiq.results.backends import RedisBackend, StubBackend
 from periodiq import PeriodiqMiddleware
 
-from widip.actors.tracking import JobTracking
+from widip.messaging.tracking import JobTracking
 from widip.errors import ConfigError
 
 logger = logging.getLogger(__name__)
@@ -55,10 +55,8 @@ def build_middleware(results_backend) -> list:
         Results(backend=results_backend, store_results=True, result_ttl=RESULT_TTL_MS),
         PeriodiqMiddleware(skip_delay=PERIODIQ_SKIP_DELAY_S),
     ]
-    try:
-        from dramatiq.middleware.prometheus import Prometheus
-    except ImportError:  # pragma: no cover - prometheus-client is a hard dependency
-        return middleware
+    from dramatiq.middleware.prometheus import Prometheus
+
     return middleware + [Prometheus()]
 
 
@@ -79,9 +77,18 @@ def build_broker(kind: str, redis_url: str | None) -> dramatiq.Broker:
     return RedisBroker(client=client, middleware=build_middleware(backend))
 
 
+_broker: dramatiq.Broker | None = None
+
+
 def setup_broker_from_env(env=os.environ) -> dramatiq.Broker:
-    """The broker needs only WIDIP_BROKER and REDIS_URL, so importing actors never needs a database."""
-    broker = build_broker(env.get("WIDIP_BROKER", "redis"), env.get("REDIS_URL"))
-    dramatiq.set_broker(broker)
-    logger.debug("broker ready: %s", type(broker).__name__)
-    return broker
+    """The broker needs only WIDIP_BROKER and REDIS_URL, so declaring actors never needs a database."""
+    global _broker
+    _broker = build_broker(env.get("WIDIP_BROKER", "redis"), env.get("REDIS_URL"))
+    dramatiq.set_broker(_broker)
+    logger.debug("broker ready: %s", type(_broker).__name__)
+    return _broker
+
+
+def current() -> dramatiq.Broker:
+    """This process's broker, set up from the environment on first use (never Dramatiq's implicit default)."""
+    return _broker if _broker is not None else setup_broker_from_env()

@@ -1,0 +1,19 @@
+"""The LLM job that runs one agent step (kind "agent_step", on its persona's priority queue)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from widip.functions.agent import runtime
+from widip.functions.llm.factory import provider_for
+from widip.functions.safeguard.policy import load_policy
+
+KIND = "agent_step"
+
+
+def run(session_id: str, deps) -> list:
+    """One step of the session; what it decided (tool calls, resumptions) is in the outbox."""
+    settings = deps.settings
+    runtime.step(deps.pool, session_id, provider_for(settings), policy=load_policy(settings.policy_dir),
+                 approval_ttl=timedelta(hours=settings.approval_ttl_hours), llm_timeout=settings.llm_timeout_seconds)
+    return []

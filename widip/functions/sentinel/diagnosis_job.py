@@ -1,0 +1,31 @@
+"""The LLM job that diagnoses one incident (kind "sentinel_diagnosis", on the Sentinel priority class)."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from widip.functions import job_table
+from widip.functions.llm import queue as llm_queue
+from widip.functions.llm.factory import provider_for
+from widip.functions.safeguard.policy import load_policy
+from widip.functions.sentinel import diagnosis, notifier
+
+logger = logging.getLogger(__name__)
+
+KIND = "sentinel_diagnosis"
+
+
+def run(job_id: str, deps) -> list[llm_queue.NextStep]:
+    """Diagnose (≤ 20 s), then hand over to the Notificateur."""
+    settings = deps.settings
+    try:
+        outcome = diagnosis.diagnose(deps.pool, deps.redis, deps.clients, provider_for(settings), int(job_id),
+                                     policy=load_policy(settings.policy_dir),
+                                     approval_ttl=timedelta(hours=settings.approval_ttl_hours),
+                                     llm_timeout=settings.llm_timeout_seconds)
+    except Exception:
+        notifier.count_error()
+        raise
+    logger.info("incident %s diagnosed (%s) in %.2f s", job_id, outcome.source, outcome.seconds)
+    return [llm_queue.NextStep(job_table.NOTIFY_INCIDENT, (int(job_id),))]
