@@ -53,6 +53,15 @@ LLM_REMOTE = Job(llm_queue.actor_name(llm_queue.REMOTE_QUEUE), llm_queue.REMOTE_
 FIXED_JOBS: tuple[Job, ...] = tuple(value for value in dict(globals()).values() if isinstance(value, Job))
 
 
+@dataclass(frozen=True)
+class NextStep:
+    """Work a job handler wants enqueued after it (the actor sends it; functions never enqueue)."""
+
+    job: Job
+    args: tuple = ()
+    delay_ms: int | None = None
+
+
 def llm_job(queue: str) -> Job:
     """The job consuming one LLM queue (`llm.p0` → `llm_p0`, `llm-remote` → `llm_remote`)."""
     return Job(llm_queue.actor_name(queue), queue)

@@ -29,7 +29,7 @@ from widip.messaging.broker import current
 logger = logging.getLogger(__name__)
 
 #: Every resource module, in the order their routes are added.
-RESOURCE_MODULES = (health, metrics, openapi, jobs, users, agent, tools, safeguard, monitoring, sentinel, llm)
+RESOURCE_MODULES = (health, metrics, jobs, users, agent, tools, safeguard, monitoring, sentinel, llm)
 
 
 @dataclass
@@ -62,6 +62,7 @@ def create_app(ctx: AppContext) -> falcon.App:
     register_error_handlers(app)
     for module in RESOURCE_MODULES:
         module.register(app, ctx)
+    openapi.serve(app, RESOURCE_MODULES)
     return app
 
 

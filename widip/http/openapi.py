@@ -18,7 +18,6 @@ class OpenApi:
         resp.media = self._document
 
 
-def register(app, ctx):
-    from widip.http.app import RESOURCE_MODULES
-
-    app.add_route("/openapi.json", OpenApi(build_document(RESOURCE_MODULES)))
+def serve(app, modules) -> None:
+    """Serve the document describing `modules` (each module's OPENAPI_PATHS) and this endpoint."""
+    app.add_route("/openapi.json", OpenApi(build_document(modules, OPENAPI_PATHS)))

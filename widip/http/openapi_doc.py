@@ -38,10 +38,11 @@ def operation(summary: str, op_id: str, responses: dict, *, body: dict | None = 
     return spec
 
 
-def build_document(modules) -> dict:
+def build_document(modules, *more_paths: dict) -> dict:
+    """The document for every module's OPENAPI_PATHS, plus `more_paths`."""
     paths: dict[str, dict] = {}
-    for module in modules:
-        for path, operations in getattr(module, "OPENAPI_PATHS", {}).items():
+    for described in [getattr(module, "OPENAPI_PATHS", {}) for module in modules] + list(more_paths):
+        for path, operations in described.items():
             paths.setdefault(path, {}).update(operations)
     return {
         "openapi": "3.1.0",

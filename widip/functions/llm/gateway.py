@@ -166,7 +166,7 @@ def load_request(redis, request_id: str) -> dict | None:
 
 # --- the LLM job --------------------------------------------------------------------------------
 
-def run_gateway_request(request_id: str, deps) -> list[llm_queue.NextStep]:
+def run_gateway_request(request_id: str, deps) -> list[job_table.NextStep]:
     """Ask the model, store the result for 5 min, and ask for the callback when there is one.
 
     Idempotent: a redelivered message whose result exists does nothing. Redis round trips are
@@ -211,7 +211,7 @@ def run_gateway_request(request_id: str, deps) -> list[llm_queue.NextStep]:
                  also={average_key: llm_queue.fold_average(previous_average, elapsed)})
     logger.info("LLM request %s %s in %.2f s", request_id, outcome["status"], elapsed)
     if request.get("callback_url"):
-        return [llm_queue.NextStep(job_table.DELIVER_LLM_CALLBACK, (request_id,))]
+        return [job_table.NextStep(job_table.DELIVER_LLM_CALLBACK, (request_id,))]
     return []
 
 

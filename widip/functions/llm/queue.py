@@ -7,7 +7,7 @@ worker already prefetched (docs/architecture.md). Remote providers use `llm-remo
 
 LLM jobs carry only `(kind, job_id)`; the handler registered for `kind` (by widip/wiring.py) loads
 what it needs. This module never imports dramatiq: the actors in `widip/actors/llm.py` call
-`run_llm_job` and send the `NextStep`s it returns through the one door. Positions are read from the Redis broker's own keys (layout in
+`run_llm_job` and send the `job_table.NextStep`s it returns through the one door. Positions are read from the Redis broker's own keys (layout in
 `dramatiq/brokers/redis/dispatch.lua`): `dramatiq:<queue>` is the list of waiting message ids and
 `dramatiq:__acks__.<worker>.<queue>` the set a worker fetched but has not acked yet (prefetched or
 running).
@@ -21,13 +21,10 @@ import time
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Sequence
+from typing import Callable, Sequence
 
 from widip.config import PROJECT_ROOT
 from widip.errors import ConfigError, Invalid
-
-if TYPE_CHECKING:
-    from widip.functions.job_table import Job
 
 logger = logging.getLogger(__name__)
 
@@ -58,15 +55,6 @@ class PriorityClass:
     def to_dict(self) -> dict:
         return {"name": self.name, "seed_priority": self.seed_priority, "queue": self.queue,
                 "dramatiq_priority": self.dramatiq_priority}
-
-
-@dataclass(frozen=True)
-class NextStep:
-    """Work an LLM job handler wants enqueued after it (the actor sends it; functions never enqueue)."""
-
-    job: Job
-    args: tuple = ()
-    delay_ms: int | None = None
 
 
 # --- classes ------------------------------------------------------------------------------------
@@ -147,7 +135,7 @@ def actor_name(queue: str) -> str:
 # --- job registry -------------------------------------------------------------------------------
 
 #: handler(job_id, deps) -> steps to enqueue next; `deps` has .settings, .pool and .redis.
-Handler = Callable[[str, object], Sequence[NextStep] | None]
+Handler = Callable[[str, object], Sequence | None]
 _handlers: dict[str, Handler] = {}
 
 
@@ -159,7 +147,7 @@ def register_llm_job(kind: str, handler: Handler) -> None:
     _handlers[kind] = handler
 
 
-def run_llm_job(kind: str, job_id: str, deps) -> list[NextStep]:
+def run_llm_job(kind: str, job_id: str, deps) -> list:
     """Run the handler registered for `kind`; LookupError if none is (a deployment mistake)."""
     handler = _handlers.get(kind)
     if handler is None:

@@ -6,7 +6,6 @@ import logging
 from datetime import timedelta
 
 from widip.functions import job_table
-from widip.functions.llm import queue as llm_queue
 from widip.functions.llm.factory import provider_for
 from widip.functions.safeguard.policy import load_policy
 from widip.functions.sentinel import diagnosis, notifier
@@ -16,7 +15,7 @@ logger = logging.getLogger(__name__)
 KIND = "sentinel_diagnosis"
 
 
-def run(job_id: str, deps) -> list[llm_queue.NextStep]:
+def run(job_id: str, deps) -> list[job_table.NextStep]:
     """Diagnose (≤ 20 s), then hand over to the Notificateur."""
     settings = deps.settings
     try:
@@ -28,4 +27,4 @@ def run(job_id: str, deps) -> list[llm_queue.NextStep]:
         notifier.count_error()
         raise
     logger.info("incident %s diagnosed (%s) in %.2f s", job_id, outcome.source, outcome.seconds)
-    return [llm_queue.NextStep(job_table.NOTIFY_INCIDENT, (int(job_id),))]
+    return [job_table.NextStep(job_table.NOTIFY_INCIDENT, (int(job_id),))]
