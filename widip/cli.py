@@ -138,6 +138,13 @@ def cmd_scheduler(args) -> int:
 
 
 def cmd_simulators(args) -> int:
+    """The simulators ship with the checkout, not in the wheel: run them from the project root."""
+    from widip.config import PROJECT_ROOT
+
+    if not (PROJECT_ROOT / "simulators").is_dir():
+        print("widip simulators: run from a checkout of widip (the simulators are not installed)", file=sys.stderr)
+        return 2
+    sys.path.insert(0, str(PROJECT_ROOT))
     from simulators import demo_stack
 
     return demo_stack.run(env_file=args.env_file)
