@@ -164,3 +164,24 @@ def test_no_token_is_401_with_a_challenge_and_a_foreign_origin_is_refused(mcp_st
         **headers, "Authorization": f"Bearer {people.tech.token}", "Origin": "http://evil.example"})
     assert rebinding.status_code == 403
 
+
+
+def test_widip_mcp_stdio_serves_the_gated_tools_to_a_local_client(stack, people, glpi, mail_sink):
+    from mcp.client.stdio import StdioServerParameters
+
+    from tests.stack import BIN
+    from widip.config import PROJECT_ROOT
+
+    stack.env.update(integration_env(glpi, mail_sink))
+    stack.start("worker")
+    local = StdioServerParameters(command=str(BIN / "widip"), args=["mcp", "--stdio"], cwd=str(PROJECT_ROOT),
+                                  env={**stack.env, "WIDIP_TOKEN": people.tech.token})
+
+    async def main():
+        async with Client(local) as client:
+            offered = {t.name for t in (await client.list_tools()).tools}
+            return offered, await client.call_tool("glpi_get_ticket_details", {"ticket_id": 1})
+
+    offered, result = anyio.run(main)
+    assert "glpi_get_ticket_details" in offered and "glpi_delete_ticket" not in offered
+    assert result.is_error is False and result.structured_content["result"]["id"] == 1
