@@ -88,3 +88,15 @@ def test_the_status_of_someone_elses_call_is_not_found(mcp_as, conn, people):
     assert mine.is_error is False and mine.structured_content["status"] == "waiting_approval"
     # the approver named is never the requester, and only N3+ are named
     assert "tech" not in mine.structured_content["approvers"] and "approver" in mine.structured_content["approvers"]
+
+
+def test_a_user_without_glpi_rights_is_offered_no_glpi_tool_and_cannot_call_one(mcp_as, conn, people):
+    from widip.functions.access_matrix import AccessRights, set_access
+
+    tech = human(conn, "tech", 1)
+    set_access(conn, tech.user_id, AccessRights(acces_glpi=False), actor="test")
+    offered = {t.name for t in mcp_as(tech, lambda c: c.list_tools()).tools}
+    assert not any(name.startswith("glpi_") for name in offered) and "observium_list_devices" in offered
+    refused = mcp_as(tech, lambda c: c.call_tool("glpi_get_ticket_details", {"ticket_id": 1}))
+    assert refused.is_error and conn.execute(
+        "SELECT count(*) AS n FROM tool_calls WHERE tool_name = 'glpi_get_ticket_details'").fetchone()["n"] == 0

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from widip.functions.agent.personas import access_rights, matrix_allows
 from widip.functions.callers import Caller
 from widip.functions.identity import Authenticated
 from widip.functions.safeguard import gate
@@ -47,11 +48,13 @@ class Offer:
 
 def offered_tools(conn, caller: Caller, policy: Policy) -> list[Offer]:
     """Registry tools this caller may call through MCP: never L4 (humans schedule those in the
-    console), never one the gate would refuse outright (an N0 user, a service without the scope)."""
+    console), never one the user's access matrix forbids (as for WIBOT), never one the gate would
+    refuse outright (an N0 user, a service without the scope)."""
+    rights = access_rights(conn, caller.user_id if caller.is_human else caller.on_behalf_of)
     offers = []
     for tool in all_tools():
         level = level_for(conn, tool.name, caller.persona)
-        if level == "L4":
+        if level == "L4" or not matrix_allows(rights, tool):
             continue
         decision = gate.decide(level, caller, policy)
         if decision.outcome in _OUTCOME_TEXT:
