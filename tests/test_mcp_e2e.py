@@ -104,21 +104,23 @@ def test_an_l3_call_waits_for_an_approver_then_the_status_tool_returns_the_ticke
     assert "En attente d'approbation" in french and "Awaiting approval" in english
     assert f"n° {request_id}" in french and "approver" in french  # who can approve, by name
     assert glpi.state.calls.get("POST Ticket", 0) == 0
-
-    approved = httpx.post(f"{mcp_stack.web}/safeguard/requests/{request_id}/approve",
-                          json={"comment": "ok"}, headers=people.approver.headers, timeout=10)
-    assert approved.status_code == 200, approved.text
     progress: list[float] = []
 
-    async def wait_for_it(client):
+    async def wait_for_it(client, seconds):
         async def on_progress(value, total, message):
             progress.append(value)
 
         return await client.call_tool("widip_call_status",
-                                      {"call_id": asked.structured_content["call_id"], "wait_seconds": 60},
+                                      {"call_id": asked.structured_content["call_id"], "wait_seconds": seconds},
                                       progress_callback=on_progress)
 
-    done = with_client(mcp_stack.url, token, wait_for_it)
+    pending = with_client(mcp_stack.url, token, lambda c: wait_for_it(c, 2))
+    assert pending.structured_content["status"] == "waiting_approval" and progress  # progress while it waits
+
+    approved = httpx.post(f"{mcp_stack.web}/safeguard/requests/{request_id}/approve",
+                          json={"comment": "ok"}, headers=people.approver.headers, timeout=10)
+    assert approved.status_code == 200, approved.text
+    done = with_client(mcp_stack.url, token, lambda c: wait_for_it(c, 60))
     assert done.is_error is False, done.content
     assert done.structured_content["status"] == "done" and done.structured_content["result"]["created"] is True
     assert glpi.state.calls.get("POST Ticket", 0) == 1
@@ -163,6 +165,12 @@ def test_no_token_is_401_with_a_challenge_and_a_foreign_origin_is_refused(mcp_st
     rebinding = httpx.post(mcp_stack.url, json=body, timeout=5, headers={
         **headers, "Authorization": f"Bearer {people.tech.token}", "Origin": "http://evil.example"})
     assert rebinding.status_code == 403
+    rebound_host = httpx.post(mcp_stack.url, json=body, timeout=5, headers={
+        **headers, "Authorization": f"Bearer {people.tech.token}", "Host": "evil.example"})
+    assert rebound_host.status_code == 421
+    fine = httpx.post(mcp_stack.url, json=body, timeout=5, headers={
+        **headers, "Authorization": f"Bearer {people.tech.token}", "Origin": "http://localhost:3000"})
+    assert fine.status_code < 400  # the check refuses foreign origins, not local ones
 
 
 
