@@ -25,8 +25,7 @@ def mcp_stack(stack, glpi, mail_sink):
     """web + worker + the Procfile's mcp process; `.url` is the MCP endpoint, `.web` the API."""
     port = free_port()
     url = f"http://127.0.0.1:{port}/mcp"
-    stack.env.update(integration_env(glpi, mail_sink), WIDIP_MCP_PORT=str(port), WIDIP_MCP_URL=url,
-                     WIDIP_MCP_ISSUER_URL=stack.url)
+    stack.env.update(integration_env(glpi, mail_sink), WIDIP_MCP_PORT=str(port))
     stack.start("web", "worker", "mcp")
     poll(lambda: _answers(url), bool, timeout=30, interval=0.2)
     return SimpleNamespace(url=url, web=stack.url)
@@ -158,7 +157,8 @@ def test_no_token_is_401_with_a_challenge_and_a_foreign_origin_is_refused(mcp_st
     anonymous = httpx.post(mcp_stack.url, json=body, headers=headers, timeout=5)
     assert anonymous.status_code == 401
     challenge = anonymous.headers["WWW-Authenticate"]
-    assert challenge.startswith("Bearer ") and "/.well-known/oauth-protected-resource/mcp" in challenge
+    port = mcp_stack.url.split(":")[2].split("/")[0]
+    assert challenge.startswith("Bearer ") and f":{port}/.well-known/oauth-protected-resource/mcp" in challenge
     wrong_scope = service_token(conn, "webhook", ["webhook:observium"])
     assert httpx.post(mcp_stack.url, json=body, headers={**headers, "Authorization": f"Bearer {wrong_scope}"},
                       timeout=5).status_code == 403

@@ -192,8 +192,9 @@ class _Reader:
             prometheus_multiproc_dir=e.text("PROMETHEUS_MULTIPROC_DIR"),
             approval_ttl_hours=e.number("SAFEGUARD_APPROVAL_TTL_HOURS", 24),
             auth_token_ttl_hours=e.number("AUTH_TOKEN_TTL_HOURS", 12),
-            mcp_url=e.url("WIDIP_MCP_URL") or Settings.mcp_url,
-            mcp_issuer_url=e.url("WIDIP_MCP_ISSUER_URL") or Settings.mcp_issuer_url,
+            mcp_url=e.url("WIDIP_MCP_URL") or (f"http://{e.text('WIDIP_MCP_HOST') or '127.0.0.1'}:"
+                                               f"{e.text('WIDIP_MCP_PORT') or 8001}/mcp"),
+            mcp_issuer_url=e.url("WIDIP_MCP_ISSUER_URL") or f"http://{e.text('WIDIP_BIND') or '127.0.0.1:8000'}",
             mcp_allowed_hosts=e.items("WIDIP_MCP_ALLOWED_HOSTS", Settings.mcp_allowed_hosts),
             mcp_allowed_origins=e.items("WIDIP_MCP_ALLOWED_ORIGINS", Settings.mcp_allowed_origins),
         )
