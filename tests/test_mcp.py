@@ -100,3 +100,18 @@ def test_a_user_without_glpi_rights_is_offered_no_glpi_tool_and_cannot_call_one(
     refused = mcp_as(tech, lambda c: c.call_tool("glpi_get_ticket_details", {"ticket_id": 1}))
     assert refused.is_error and conn.execute(
         "SELECT count(*) AS n FROM tool_calls WHERE tool_name = 'glpi_get_ticket_details'").fetchone()["n"] == 0
+
+
+def test_a_ticket_view_is_read_through_the_gate_as_data(mcp_as, conn, people, glpi):
+    tech = human(conn, "tech", 1)
+
+    async def read(client):
+        templates = await client.list_resource_templates()
+        return templates, await client.read_resource("widip://glpi/tickets/1")
+
+    templates, view = mcp_as(tech, read)
+    assert {t.uri_template for t in templates.resource_templates} >= {"widip://glpi/tickets/{ticket_id}"}
+    text = view.contents[0].text
+    assert '<tool_result name="glpi_get_ticket_details">' in text and '"id": 1' in text
+    assert [r["action"] for r in conn.execute("SELECT action FROM safeguard_audit WHERE tool_name = "
+                                              "'glpi_get_ticket_details' ORDER BY id")] == ["proposed", "executed"]

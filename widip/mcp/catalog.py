@@ -78,6 +78,41 @@ def description(offer: Offer, policy: Policy) -> str:
             f"SAFEGUARD {offer.level}: {english}.")
 
 
+@dataclass(frozen=True)
+class View:
+    """A read-only resource: a URI template served by one L0 registry tool, through the same gate."""
+
+    name: str
+    uri_template: str
+    tool: str
+    argument: str
+    description: str
+
+    def arguments(self, uri: str) -> dict | None:
+        """The tool arguments for a URI of this template, or None if it is not one."""
+        prefix = self.uri_template.split("{")[0]
+        if not uri.startswith(prefix) or not uri[len(prefix):]:
+            return None
+        value = uri[len(prefix):]
+        return {self.argument: int(value) if value.isdigit() else value}
+
+
+VIEWS = (
+    View("ticket", "widip://glpi/tickets/{ticket_id}", "glpi_get_ticket_details", "ticket_id",
+         "Un ticket GLPI (titre, description, demandeurs, suivis). / One GLPI ticket with its follow-ups."),
+    View("device", "widip://observium/devices/{device}", "observium_get_device", "device",
+         "Un équipement Observium (statut, site, client). / One Observium device's state."),
+)
+
+
+def view_for(uri: str) -> tuple[View, dict] | None:
+    for view in VIEWS:
+        arguments = view.arguments(uri)
+        if arguments is not None:
+            return view, arguments
+    return None
+
+
 STATUS_SCHEMA = {
     "type": "object", "additionalProperties": False, "required": ["call_id"],
     "properties": {

@@ -14,6 +14,7 @@ from typing import Callable
 import anyio
 import mcp_types as types
 from mcp.server import Server, ServerRequestContext
+from mcp.shared.exceptions import MCPError
 from mcp.shared.jsonrpc_dispatcher import progress_token_from_params
 
 from widip.errors import Forbidden, Invalid, NotFound, Unauthorized
@@ -115,8 +116,34 @@ def build_server(pool, settings, who: Callable[[ServerRequestContext], Caller | 
         return types.CallToolResult(content=[types.TextContent(type="text", text=t) for t in outcome.texts],
                                     structured_content=outcome.structured, is_error=outcome.is_error)
 
+    async def list_templates(ctx, params) -> types.ListResourceTemplatesResult:
+        offered = {o.tool.name for o in await anyio.to_thread.run_sync(offers, caller_of(ctx))}
+        return types.ListResourceTemplatesResult(resource_templates=[
+            types.ResourceTemplate(name=v.name, uri_template=v.uri_template, description=v.description,
+                                   mime_type="application/json") for v in catalog.VIEWS if v.tool in offered])
+
+    async def list_resources(ctx, params) -> types.ListResourcesResult:
+        return types.ListResourcesResult(resources=[])  # views are addressed by template only
+
+    async def read_resource(ctx, params: types.ReadResourceRequestParams) -> types.ReadResourceResult:
+        """A view is a gated call of its L0 tool; what is not offered or fails is an MCP error."""
+        caller, found = caller_of(ctx), catalog.view_for(str(params.uri))
+        if found is None:
+            raise MCPError(types.INVALID_PARAMS, f"unknown resource {params.uri}")
+        view, arguments = found
+        try:
+            call = await anyio.to_thread.run_sync(propose, caller, view.tool, arguments)
+            outcome = await settle(ctx, caller, call, RUN_WAIT_SECONDS)
+        except (NotFound, Invalid, Forbidden) as exc:
+            raise MCPError(types.INVALID_PARAMS, exc.message) from None
+        if outcome.is_error or outcome.structured.get("status") != "done":
+            raise MCPError(types.INTERNAL_ERROR, " / ".join(outcome.texts))
+        return types.ReadResourceResult(contents=[types.TextResourceContents(
+            uri=str(params.uri), mime_type="text/plain", text="\n".join(outcome.texts))])
+
     return Server("widip", version=_version(), title="WIDIP", instructions=INSTRUCTIONS,
-                  on_list_tools=list_tools, on_call_tool=call_tool)
+                  on_list_tools=list_tools, on_call_tool=call_tool, on_list_resources=list_resources,
+                  on_list_resource_templates=list_templates, on_read_resource=read_resource)
 
 
 def _status_arguments(arguments) -> tuple[str, float]:
