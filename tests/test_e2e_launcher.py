@@ -33,7 +33,7 @@ def test_widip_up_starts_everything_reports_ready_and_stops_cleanly_on_ctrl_c(tm
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL", "WIDIP_BROKER")}
     env.update(WIDIP_VAR_DIR=str(tmp_path / "var"), WIDIP_BIND=f"127.0.0.1:{port}", WEB_WORKERS="1",
                WORKER_PROCESSES="1", WORKER_PROM_PORT=str(free_port()), LLM_PROM_PORT=str(free_port()),
-               PATH=f"{Path(sys.executable).parent}:{env.get('PATH', '')}")
+               WIDIP_MCP_PORT=str(free_port()), PATH=f"{Path(sys.executable).parent}:{env.get('PATH', '')}")
     log = open(tmp_path / "up.log", "wb")
     up = subprocess.Popen([str(Path(sys.executable).parent / "widip"), "up"], env=env, stdout=log,
                           stderr=subprocess.STDOUT, start_new_session=True)

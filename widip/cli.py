@@ -41,6 +41,9 @@ def main(argv: list[str] | None = None) -> int:
     token = sub.add_parser("service-token", help="create a scoped service token (printed once)")
     token.add_argument("name")
     token.add_argument("--scope", action="append", required=True, help="e.g. webhook:observium, frontend")
+    mcp = sub.add_parser("mcp", help="serve the MCP tools over stdio for a local client (token in WIDIP_TOKEN)")
+    mcp.add_argument("--stdio", action="store_true", required=True,
+                     help="speak MCP on stdin/stdout (Streamable HTTP is the Procfile's `mcp` process)")
     sims = sub.add_parser("simulators", help="run the local simulators of GLPI, Observium, … for the demo")
     sims.add_argument("--env-file", default=None, help="write the simulators' URLs and tokens here")
     args = parser.parse_args(argv)
@@ -137,6 +140,16 @@ def cmd_scheduler(args) -> int:
             time.sleep(5)
 
 
+def cmd_mcp(args) -> int:
+    """stdout carries the protocol, so logs go to stderr (configure_logging's stream) only."""
+    from widip.mcp import stdio
+
+    token = os.environ.get("WIDIP_TOKEN", "").strip()
+    if not token:
+        raise ConfigError(["WIDIP_TOKEN (a widip session or service token with scope mcp:tools) is required"])
+    return stdio.run(Settings.from_env(), token)
+
+
 def cmd_simulators(args) -> int:
     """The simulators ship with the checkout, not in the wheel: run them from the project root."""
     from widip.config import PROJECT_ROOT
@@ -153,7 +166,7 @@ def cmd_simulators(args) -> int:
 COMMANDS = {
     "migrate": cmd_migrate, "up": cmd_up, "demo": cmd_demo,
     "scheduler": cmd_scheduler, "simulators": cmd_simulators, "access-matrix": cmd_access_matrix,
-    "create-admin": cmd_create_admin, "service-token": cmd_service_token,
+    "create-admin": cmd_create_admin, "service-token": cmd_service_token, "mcp": cmd_mcp,
 }
 
 if __name__ == "__main__":  # pragma: no cover

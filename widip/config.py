@@ -102,6 +102,14 @@ class Settings:
     approval_ttl_hours: int = 24
     auth_token_ttl_hours: int = 12
 
+    #: The MCP endpoint as clients reach it (the OAuth resource identifier in 401 challenges), and
+    #: the widip web URL that issues its bearer tokens (/auth/login, `widip service-token`).
+    mcp_url: str = "http://127.0.0.1:8001/mcp"
+    mcp_issuer_url: str = "http://127.0.0.1:8000"
+    #: Host and Origin headers the MCP endpoint accepts (DNS-rebinding protection); "name:*" = any port.
+    mcp_allowed_hosts: tuple[str, ...] = ("127.0.0.1:*", "localhost:*", "[::1]:*")
+    mcp_allowed_origins: tuple[str, ...] = ("http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*")
+
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
         """Build settings from `env` (default: os.environ); raise ConfigError naming every bad variable."""
@@ -180,6 +188,11 @@ class _Reader:
             prometheus_multiproc_dir=e.text("PROMETHEUS_MULTIPROC_DIR"),
             approval_ttl_hours=e.number("SAFEGUARD_APPROVAL_TTL_HOURS", 24),
             auth_token_ttl_hours=e.number("AUTH_TOKEN_TTL_HOURS", 12),
+            mcp_url=e.url("WIDIP_MCP_URL") or (f"http://{e.text('WIDIP_MCP_HOST') or '127.0.0.1'}:"
+                                               f"{e.text('WIDIP_MCP_PORT') or 8001}/mcp"),
+            mcp_issuer_url=e.url("WIDIP_MCP_ISSUER_URL") or f"http://{e.text('WIDIP_BIND') or '127.0.0.1:8000'}",
+            mcp_allowed_hosts=e.items("WIDIP_MCP_ALLOWED_HOSTS", Settings.mcp_allowed_hosts),
+            mcp_allowed_origins=e.items("WIDIP_MCP_ALLOWED_ORIGINS", Settings.mcp_allowed_origins),
         )
         if self._problems:
             raise ConfigError(self._problems)

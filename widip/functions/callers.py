@@ -10,7 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 KINDS = ("human", "service", "ai")
-PERSONAS = ("sentinel", "notificateur", "assist", "wibot")
+#: `mcp`: an outside MCP client (a service token with scope `mcp:tools`), with its own SAFEGUARD levels.
+PERSONAS = ("sentinel", "notificateur", "assist", "wibot", "mcp")
 #: Accreditation levels N0–N4 (seed 000): N0 read-only … N4 administrator.
 LEVELS = (0, 1, 2, 3, 4)
 
@@ -47,6 +48,8 @@ class Caller:
         """How the audit log names this caller, e.g. "ai:wibot for user 7" or "human:approver"."""
         if self.is_ai:
             suffix = f" for user {self.on_behalf_of}" if self.on_behalf_of else ""
+            if self.persona == "mcp":  # many MCP clients share the persona: name the token
+                suffix = f":{self.username}{suffix}"
             return f"ai:{self.persona}{suffix}"
         return f"{self.kind}:{self.username}"
 

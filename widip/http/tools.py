@@ -5,13 +5,11 @@ A human's direct call passes the same gate as an agent's, with the human's own a
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 import falcon
 
 from widip.messaging.relay import flush_outbox
 from widip.functions import db
-from widip.functions.safeguard import calls
+from widip.functions.safeguard.direct import propose_direct
 from widip.functions.safeguard.policy import level_for, load_policy
 from widip.functions.tools import all_tools, get_tool
 from widip.http.auth import require_user
@@ -68,9 +66,7 @@ class Tools:
         human = require_user(req, 1)
         tool = get_tool(name)
         arguments = read_json(req, {"type": "object"})
-        with db.transaction(self._ctx.pool) as conn:
-            call = calls.propose(conn, tool_name=tool.name, arguments=arguments, caller=human, policy=self._policy,
-                                 approval_ttl=timedelta(hours=self._ctx.settings.approval_ttl_hours))
+        call = propose_direct(self._ctx.pool, self._ctx.settings, human, tool.name, arguments)
         if call["status"] == "refused":
             resp.status = falcon.HTTP_403
             resp.media = {"title": "Refusé par SAFEGUARD", "description": call.get("decision_reason", "refused"),

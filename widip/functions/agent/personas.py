@@ -68,29 +68,34 @@ def get_persona(name: str) -> Persona:
 
 def visible_tools(conn: Connection, persona: Persona, caller: Caller) -> list:
     """The registered tools this persona may be offered for this caller."""
-    rights = _rights(conn, caller)
+    rights = access_rights(conn, caller.on_behalf_of)
     chosen = []
     for tool in all_tools():
         if persona.tools is not None and tool.name not in persona.tools:
             continue
         if level_for(conn, tool.name, persona.name) == "L4":
             continue
-        flag = _ACCESS_FLAG.get(tool.system)
-        if rights is not None and flag and not rights.get(flag, False):
+        if not matrix_allows(rights, tool):
             continue
         chosen.append(tool)
     return chosen
 
 
-def _rights(conn: Connection, caller: Caller) -> dict | None:
-    """The access matrix of the human an AI acts for (None for system work: no user filter)."""
-    if caller.on_behalf_of is None:
+def matrix_allows(rights: dict | None, tool) -> bool:
+    """Whether a user's access-matrix rights (None: system work, no filter) allow this tool's system."""
+    flag = _ACCESS_FLAG.get(tool.system)
+    return rights is None or not flag or bool(rights.get(flag, False))
+
+
+def access_rights(conn: Connection, user_id: int | None) -> dict | None:
+    """The access matrix of the human a caller acts as or for (None for system work: no user filter)."""
+    if user_id is None:
         return None
     try:
         from widip.functions.access_matrix import access_for
     except ImportError:  # identity module not deployed: fail closed on GLPI
         return {}
     try:
-        return access_for(conn, caller.on_behalf_of).to_dict()
+        return access_for(conn, user_id).to_dict()
     except Exception:  # noqa: BLE001 - no access row means no access
         return {}
