@@ -21,7 +21,7 @@ TICKET = {"title": "Imprimante en panne", "content": "L'imprimante du 2e étage 
 def mcp_as(directory_settings, stub_worker):
     """`mcp_as(caller, work)`: run `await work(client)` against an MCP server that sees `caller`."""
     from widip import deps as process_deps
-    from widip.actors.tools import flush_outbox
+    from widip.messaging.relay import flush_outbox
 
     d = process_deps.configure(directory_settings)
 

@@ -16,11 +16,13 @@ from mcp.server.auth.settings import AuthSettings
 from mcp.server.transport_security import TransportSecuritySettings
 
 from widip import deps as process_deps
+from widip import wiring
 from widip.config import Settings
 from widip.functions import db, identity
 from widip.functions.callers import Caller
 from widip.logs import configure_logging
 from widip.mcp import catalog
+from widip.messaging.relay import flush_outbox
 from widip.mcp.server import build_server
 
 logger = logging.getLogger(__name__)
@@ -60,7 +62,7 @@ def create_app(settings: Settings | None = None):
     if settings.env != "test":
         configure_logging(settings.log_level)
     d = process_deps.configure(settings)
-    from widip.actors.tools import flush_outbox  # the broker: calls that may run now start at once
+    wiring.register_handlers()
 
     server = build_server(d.pool, settings, request_caller, relay=flush_outbox)
     app = server.streamable_http_app(

@@ -9,15 +9,17 @@ from __future__ import annotations
 import anyio
 
 from widip import deps as process_deps
+from widip import wiring
 from widip.errors import ConfigError
 from widip.functions import db, identity
 from widip.mcp import catalog
+from widip.messaging.relay import flush_outbox
 from widip.mcp.server import build_server
 
 
 def run(settings, token: str) -> int:
     d = process_deps.configure(settings)
-    from widip.actors.tools import flush_outbox
+    wiring.register_handlers()
 
     def who(_ctx):
         with db.transaction(d.pool) as conn:
