@@ -102,6 +102,10 @@ class Settings:
     approval_ttl_hours: int = 24
     auth_token_ttl_hours: int = 12
 
+    #: Assist (issue 11): pause switch, and the GLPI group account creations are assigned to (0 = none).
+    assist_enabled: bool = True
+    assist_accounts_group_id: int = 0
+
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
         """Build settings from `env` (default: os.environ); raise ConfigError naming every bad variable."""
@@ -184,6 +188,8 @@ class _Reader:
             prometheus_multiproc_dir=e.text("PROMETHEUS_MULTIPROC_DIR"),
             approval_ttl_hours=e.number("SAFEGUARD_APPROVAL_TTL_HOURS", 24),
             auth_token_ttl_hours=e.number("AUTH_TOKEN_TTL_HOURS", 12),
+            assist_enabled=e.flag("ASSIST_ENABLED", True),
+            assist_accounts_group_id=e.number("ASSIST_ACCOUNTS_GROUP_ID", 0),
         )
         if self._problems:
             raise ConfigError(self._problems)
