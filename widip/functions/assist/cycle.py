@@ -96,7 +96,8 @@ def _take(pool: ConnectionPool, clients, ticket_id: int, options: Options) -> di
         return _record(pool, ticket, None, intake.Intake("AUTRE", "skipped", "ticket ouvert par widip", "none"),
                        None)
     verdict = intake.assess(ticket.title, ticket.content, clients.glpi.get_ticket_html(ticket_id),
-                            next((r.email for r in ticket.requesters if r.email), "") or "", vocab)
+                            next((r.email for r in ticket.requesters if r.email), "") or "", vocab,
+                            requester_login=next((r.login for r in ticket.requesters if r.login), ""))
     proof = proofing.prove(clients, ticket.requesters, vocab.managed_ous)
     view = None
     if verdict.decision == intake.AUTO and not proof.proven:

@@ -31,6 +31,8 @@ class Vocabulary:
     own_marker: re.Pattern
     managed_ous: tuple[str, ...]
     patterns: dict[str, re.Pattern]
+    account_words: re.Pattern
+    not_logins: frozenset[str]
 
 
 @dataclass(frozen=True)
@@ -50,10 +52,12 @@ def load_vocabulary(policy_dir: Path) -> Vocabulary:
     patterns = {}
     for section in ("categories", "signals", "handover"):
         for name, entries in data[section].items():
-            patterns[name] = re.compile("|".join(f"(?:{e})" for e in entries), re.IGNORECASE)
-    identity = data["identity"]
+            if isinstance(entries, list) and name != "not_logins":
+                patterns[name] = re.compile("|".join(f"(?:{e})" for e in entries), re.IGNORECASE)
+    identity, handover = data["identity"], data["handover"]
     return Vocabulary(tuple(x.lower() for x in identity["own_logins"]), re.compile(identity["own_marker"]),
-                      tuple(identity["managed_ous"]), patterns)
+                      tuple(identity["managed_ous"]), patterns, re.compile(handover["account_words"], re.IGNORECASE),
+                      frozenset(w.lower() for w in handover["not_logins"]))
 
 
 def _lookalikes(text: str) -> bool:
@@ -90,11 +94,15 @@ def classify(text: str, vocab: Vocabulary) -> str:
     return "DEBLOCAGE_COMPTE" if unlock else "AUTRE"
 
 
-def _beyond_requester(text: str, requester_email: str, vocab: Vocabulary) -> str | None:
+def _beyond_requester(text: str, requester_email: str, requester_login: str, vocab: Vocabulary) -> str | None:
     p = vocab.patterns
     others = {e.lower() for e in _EMAIL.findall(text)} - {requester_email.lower()}
     if others:
         return f"le ticket mentionne une autre adresse que celle du demandeur ({sorted(others)[0]})"
+    named = {m.lower() for m in vocab.account_words.findall(_EMAIL.sub(" ", text))}
+    named -= vocab.not_logins | {requester_login.lower()}
+    if named:
+        return f"le ticket nomme un autre compte que celui du demandeur ({sorted(named)[0]})"
     for key, reason in (("privileged", "compte privilégié, de service ou partagé mentionné"),
                         ("several", "plusieurs comptes concernés"),
                         ("other_person", "la demande concerne une autre personne que le demandeur"),
@@ -105,7 +113,8 @@ def _beyond_requester(text: str, requester_email: str, vocab: Vocabulary) -> str
     return None
 
 
-def assess(title: str, text: str, html: str, requester_email: str, vocab: Vocabulary) -> Intake:
+def assess(title: str, text: str, html: str, requester_email: str, vocab: Vocabulary, *,
+           requester_login: str = "") -> Intake:
     """The intake decision for one ticket (title + plain text; raw HTML for hidden content)."""
     whole = f"{title}\n{text}"
     category = classify(whole, vocab)
@@ -118,7 +127,7 @@ def assess(title: str, text: str, html: str, requester_email: str, vocab: Vocabu
     if category == "AUTRE":
         return Intake(category, HANDOVER, "demande hors du périmètre d'Assist (pas le compte Windows du demandeur)",
                       "handover")
-    beyond = _beyond_requester(whole, requester_email or "", vocab)
+    beyond = _beyond_requester(whole, requester_email or "", requester_login or "", vocab)
     if beyond:
         return Intake(category, HANDOVER, beyond, "handover")
     return Intake(category, AUTO, "demande du demandeur pour son propre compte",
