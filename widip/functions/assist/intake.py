@@ -99,10 +99,6 @@ def _beyond_requester(text: str, requester_email: str, requester_login: str, voc
     others = {e.lower() for e in _EMAIL.findall(text)} - {requester_email.lower()}
     if others:
         return f"le ticket mentionne une autre adresse que celle du demandeur ({sorted(others)[0]})"
-    named = {m.lower() for m in vocab.account_words.findall(_EMAIL.sub(" ", text))}
-    named -= vocab.not_logins | {requester_login.lower()}
-    if named:
-        return f"le ticket nomme un autre compte que celui du demandeur ({sorted(named)[0]})"
     for key, reason in (("privileged", "compte privilégié, de service ou partagé mentionné"),
                         ("several", "plusieurs comptes concernés"),
                         ("other_person", "la demande concerne une autre personne que le demandeur"),
@@ -110,6 +106,10 @@ def _beyond_requester(text: str, requester_email: str, requester_login: str, voc
                         ("silent", "demande de clôture sans trace ou sans prévenir")):
         if p[key].search(text):
             return reason
+    named = {m.lower() for m in vocab.account_words.findall(_EMAIL.sub(" ", text))}
+    named -= vocab.not_logins | {requester_login.lower()}
+    if named:
+        return f"le ticket nomme un autre compte que celui du demandeur ({sorted(named)[0]})"
     return None
 
 
