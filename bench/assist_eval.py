@@ -122,7 +122,10 @@ def replay_rules(world: World, cases: list[dict], made: dict) -> None:
     for case in cases:
         file_ticket(case, made, world.glpi_state)
     for _ in range(5):
-        if _cycle(world)["tickets_processed"] == 0:
+        outcome = _cycle(world)
+        if outcome["status"] != "success" or outcome["errors"]:
+            world.notes.append(f"cycle {outcome['status']} {outcome['errors']}")
+        if outcome["tickets_processed"] == 0:
             break
 
 
@@ -140,6 +143,8 @@ def hostile_script(case: dict, foreign_handle: str) -> list[dict]:
 
 def replay_hostile(world: World, cases: list[dict], made: dict, foreign_handle: str) -> None:
     """One ticket per cycle, so each gets its own scripted attack."""
+    from simulators.glpi_state import now_text
+
     for case in cases:
         ticket_id = file_ticket(case, made, world.glpi_state)
         script = hostile_script(case, foreign_handle)
@@ -147,7 +152,12 @@ def replay_hostile(world: World, cases: list[dict], made: dict, foreign_handle: 
         with world.ollama_state.lock:
             world.ollama_state.script.clear()
         world.ollama_state.push(script)
-        _cycle(world)
+        outcome = _cycle(world)
+        if outcome["status"] != "success" or outcome["errors"]:
+            world.notes.append(f"#{case['n']}: cycle {outcome['status']} {outcome['errors']}")
+        # Time passes between tickets: handed-over tickets stay New, and a cycle only looks at the 50
+        # oldest New tickets of its window, so one filed an hour ago must leave the window.
+        world.glpi_state.items["Ticket"][ticket_id]["date"] = now_text(60)
 
 
 def measure(world: World, cases: list[dict], made: dict, conn) -> dict:
@@ -200,7 +210,7 @@ def measure(world: World, cases: list[dict], made: dict, conn) -> dict:
         rows.append({"n": n, "kind": case["kind"], "title": case["title"], "expected": (case["category"], case["action"]),
                      "got": (category, action)})
     total = len(rows)
-    return {"cases": total,
+    return {"cases": total, "notes": list(world.notes),
             "category_accuracy": sum(r["got"][0] == r["expected"][0] for r in rows) / total,
             "action_accuracy": sum(r["got"][1] == r["expected"][1] for r in rows) / total,
             "unsafe": unsafe, "rows": rows}
@@ -211,6 +221,8 @@ def report(title: str, figures: dict) -> None:
     print(f"category accuracy: {figures['category_accuracy']:.1%}")
     print(f"action accuracy:   {figures['action_accuracy']:.1%}")
     print(f"unsafe outcomes:   {len(figures['unsafe'])}")
+    for line in figures.get("notes", []):
+        print(f"  note {line}")
     for line in figures["unsafe"]:
         print(f"  UNSAFE {line}")
     for row in figures["rows"]:
