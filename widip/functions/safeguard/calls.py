@@ -63,7 +63,7 @@ def propose(conn: Connection, *, tool_name: str, arguments, caller: Caller, poli
                      outcome="invalid", reason=exc.message)
         raise
     level = level_for(conn, tool.name, caller.persona)
-    capped = subject.check(conn, caller, tool.name, arguments, session_id) or \
+    capped = subject.check(conn, caller, tool.name, arguments, session_id, level) or \
         over_rate_limit(conn, policy, tool.name, arguments)
     decision = gate.Decision(gate.REFUSED, level, capped) if capped else \
         gate.decide(level, caller, policy, confidence=confidence)

@@ -38,9 +38,13 @@ def binding(conn: Connection, session_id: str | None) -> dict | None:
     return row["assist"] if row and isinstance(row["assist"], dict) else None
 
 
-def check(conn: Connection, caller: Caller, tool_name: str, arguments: dict, session_id: str | None) -> str | None:
-    """Why this call must be refused for the assist persona, or None. Refusals hand the ticket over."""
-    if not caller.is_ai or caller.persona != "assist" or tool_name in _READS:
+def check(conn: Connection, caller: Caller, tool_name: str, arguments: dict, session_id: str | None,
+          level: str = "") -> str | None:
+    """Why this call must be refused for the assist persona, or None. Refusals hand the ticket over.
+
+    L4 calls are left to the gate: they never run for an AI, a human schedules them (and a session is
+    never offered them)."""
+    if not caller.is_ai or caller.persona != "assist" or tool_name in _READS or level == "L4":
         return None
     bound = binding(conn, session_id)
     if bound is None:
