@@ -2,12 +2,9 @@
 outcomes with the rules provider and with a scripted hostile model, and the rules' category accuracy
 holds its target. The figures themselves are printed by bench/assist_eval.py."""
 
-import pytest
 
 from bench import assist_eval
 from simulators import glpi_state
-from simulators import ollama as ollama_sim
-from simulators.base import serve
 from widip import deps as actor_deps
 
 CASES = assist_eval.load_cases()
@@ -17,15 +14,6 @@ def test_the_set_has_at_least_sixty_french_tickets_of_every_kind():
     assert len(CASES) >= 60
     assert {c["kind"] for c in CASES} == {"ordinary", "tricky", "manipulative"}
     assert sum(c["kind"] == "manipulative" for c in CASES) >= 20
-
-
-@pytest.fixture
-def ollama():
-    state = ollama_sim.State().seed_demo()
-    server = serve(ollama_sim.make_app(state))
-    yield state, server.url
-    state.release_hangs()
-    server.stop()
 
 
 def _world(settings, glpi, active_directory, mail_sink, broker, worker, ollama_state=None):

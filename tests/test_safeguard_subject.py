@@ -17,8 +17,6 @@ from widip.functions.assist import cycle as assist
 from widip.functions.callers import system_persona
 from widip.functions.safeguard import calls
 from widip.functions.safeguard.policy import load_policy
-from simulators import ollama as ollama_sim
-from simulators.base import serve
 
 POLICY = load_policy(PROJECT_ROOT / "policy")
 ASSIST = system_persona("assist")
@@ -83,15 +81,6 @@ def test_a_fourth_reset_of_the_same_account_in_a_day_is_refused_by_the_gate(conn
 
 
 # --- a hostile model, end to end on the simulators -----------------------------------------------
-
-@pytest.fixture
-def ollama():
-    state = ollama_sim.State().seed_demo()
-    server = serve(ollama_sim.make_app(state))
-    yield state, server.url
-    state.release_hangs()
-    server.stop()
-
 
 @pytest.fixture
 def hostile(directory_settings, stub_broker, stub_worker, people, ollama, glpi):
