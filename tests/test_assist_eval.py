@@ -2,7 +2,6 @@
 outcomes with the rules provider and with a scripted hostile model, and the rules' category accuracy
 holds its target. The figures themselves are printed by bench/assist_eval.py."""
 
-
 from bench import assist_eval
 from simulators import glpi_state
 from widip import deps as actor_deps

@@ -125,7 +125,7 @@ def _record(pool: ConnectionPool, ticket, proof, verdict, view) -> dict | None:
             return None if claimed is None else _summary(ticket.id, verdict, None)
         binding = {"ticket_id": ticket.id, "subject": proof.subject, "email": proof.email,
                    "category": verdict.category, "decision": verdict.decision, "reason": verdict.reason,
-                   "action": verdict.action}
+                   "action": verdict.action, "model_reason": view.reason if view and view.valid else None}
         first = brief(ticket.id, verdict.category, proof.subject, proof.email) if proof.proven else \
             f"Ticket GLPI {ticket.id} remis à un technicien : {verdict.reason}"
         session = create_session(conn, "assist", system_persona("assist"), first,

@@ -39,7 +39,8 @@ def post(pool: ConnectionPool, session_id: str, reason: str, *, policy: Policy, 
         wanted = [("glpi_add_ticket_followup", {
             "ticket_id": ticket_id, "is_private": True,
             "content": f"[Assist] Ticket remis à un technicien, non résolu (aucune clôture automatique).\n"
-                       f"Catégorie : {category}\nMotif : {motive(reason)}"})]
+                       f"Catégorie : {category}\nMotif : {motive(reason)}"
+                       + (f"\nAvis du modèle : {bound['model_reason']}" if bound.get("model_reason") else "")})]
         if category == "CREATION_COMPTE" and accounts_group_id:
             wanted.append(("glpi_assign_group", {"ticket_id": ticket_id, "group_id": accounts_group_id}))
         rows = []
