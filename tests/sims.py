@@ -150,3 +150,16 @@ class ServedSim:
     def calls(self) -> dict:
         """{"total": n, "by_route": {...}} from /_sim/calls."""
         return httpx.get(f"{self.url}/_sim/calls", timeout=5).json()
+
+
+@pytest.fixture
+def ollama():
+    """A private Ollama simulator for one test: (state, url); script replies with state.push([...])."""
+    from simulators import ollama as ollama_sim
+
+    state = ollama_sim.State().seed_demo()
+    server = serve(ollama_sim.make_app(state))
+    yield state, server.url
+    state.release_hangs()
+    server.stop()
+

@@ -187,6 +187,7 @@ def _valid_args(name):
     samples = {"glpi_search_new_tickets": {"minutes_since": 5}, "glpi_search_client": {"query": "dupont"},
                "glpi_get_user": {"user_id": 2}, "glpi_add_ticket_followup": {"ticket_id": 1, "content": "x"},
                "glpi_close_ticket": {"ticket_id": 1, "solution": "ok"}, "glpi_assign_ticket": {"ticket_id": 1, "user_id": 2},
+               "glpi_assign_group": {"ticket_id": 1, "group_id": 3},
                "glpi_update_ticket": {"ticket_id": 1, "fields": {"urgency": 2}}, "glpi_create_ticket": TICKET,
                "observium_list_devices": {}, "observium_list_alerts": {}, "phibee_get_line_status": {"reference": "FTTH-1"},
                "phibee_run_line_test": {"reference": "FTTH-1"}, "phibee_list_site_incidents": {"site": "Lyon"},

@@ -109,6 +109,9 @@ class Settings:
     #: Host and Origin headers the MCP endpoint accepts (DNS-rebinding protection); "name:*" = any port.
     mcp_allowed_hosts: tuple[str, ...] = ("127.0.0.1:*", "localhost:*", "[::1]:*")
     mcp_allowed_origins: tuple[str, ...] = ("http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*")
+    #: Assist (issue 11): pause switch, and the GLPI group account creations are assigned to (0 = none).
+    assist_enabled: bool = True
+    assist_accounts_group_id: int = 0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
@@ -193,6 +196,8 @@ class _Reader:
             mcp_issuer_url=e.url("WIDIP_MCP_ISSUER_URL") or f"http://{e.text('WIDIP_BIND') or '127.0.0.1:8000'}",
             mcp_allowed_hosts=e.items("WIDIP_MCP_ALLOWED_HOSTS", Settings.mcp_allowed_hosts),
             mcp_allowed_origins=e.items("WIDIP_MCP_ALLOWED_ORIGINS", Settings.mcp_allowed_origins),
+            assist_enabled=e.flag("ASSIST_ENABLED", True),
+            assist_accounts_group_id=e.number("ASSIST_ACCOUNTS_GROUP_ID", 0),
         )
         if self._problems:
             raise ConfigError(self._problems)

@@ -40,6 +40,7 @@ TICK_SENTINEL = Job("tick_sentinel", "ticks")
 SWEEP_SENTINEL = Job("sweep_sentinel", "ticks")
 # Assist
 RUN_ASSIST_CYCLE = Job("run_assist_cycle", "ticks")
+ASSIST_HAND_OVER = Job("assist_hand_over", "default")
 # Health, scheduler, housekeeping
 TICK_GLPI_HEALTH = Job("tick_glpi_health", "ticks")
 PROBE_GLPI_HEALTH = Job("probe_glpi_health", "ticks")

@@ -1,11 +1,11 @@
-"""The Assist cycle (seed Workflow 2, "Assist Ticket v3"): every 3 minutes, new GLPI tickets each
-start one `assist` agent session, once.
+"""The Assist cycle (seed Workflow 2, "Assist Ticket v3"): every 3 minutes, new GLPI tickets are taken once.
 
-Circuit breaker first: while GLPI is down the cycle is skipped and logged. The ticket's requester is
-read from GLPI (`get_ticket_details`), never from the ticket text, and handed to the session as the
-verified requester: the only external address its mails may reach and the e-mail the Assist
-playbook looks up in Active Directory. What the session may do is decided by the gate as for any
-agent (including the per-account reset cap in policy/safeguard.toml).
+Circuit breaker first: while GLPI is down the cycle is skipped and logged. For each ticket, in code and
+before any model is involved: tickets widip opened itself are skipped; the requester is proven
+(GLPI ↔ AD, proofing.py) and the text goes through intake (intake.py); with a model configured its
+schema-checked classification may only add caution (model_check.py). An "auto" ticket starts one
+`assist` session bound to its subject (safeguard/subject.py enforces the binding at the gate);
+anything else is handed over with a private follow-up stating the reason, never solved.
 """
 
 from __future__ import annotations
@@ -14,7 +14,9 @@ import json
 import logging
 import time
 import uuid
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import redis
 from psycopg_pool import ConnectionPool
@@ -25,7 +27,10 @@ from widip.functions.integrations import circuit
 from widip.functions.agent.sessions import create_session
 from widip.functions.callers import system_persona
 from widip.functions.db import Jsonb, transaction
-from widip.functions.assist.playbook import classify
+from widip.functions.assist import intake, model_check, proofing
+from widip.functions.assist.playbook import brief
+from widip.functions.safeguard import subject
+from widip.functions.safeguard.policy import load_policy
 
 logger = logging.getLogger(__name__)
 
@@ -37,7 +42,19 @@ MAX_LOOKBACK = timedelta(days=1)
 MAX_TICKETS_PER_CYCLE = 50
 
 
-def run_cycle(pool: ConnectionPool, client: redis.Redis, clients, *, now: datetime | None = None) -> dict:
+@dataclass(frozen=True)
+class Options:
+    """What a cycle needs besides its connections (built from Settings by the actor)."""
+
+    policy_dir: Path
+    l1_threshold: float = 0.80
+    #: A provider whose JSON classification may veto automatic actions; None = rules only.
+    classifier: object | None = None
+    llm_timeout: float | None = None
+
+
+def run_cycle(pool: ConnectionPool, client: redis.Redis, clients, options: Options, *,
+              now: datetime | None = None) -> dict:
     """One cycle; returns (and logs to widip_agent_logs and Redis) what it did."""
     now = now or datetime.now(timezone.utc)
     started = time.monotonic()
@@ -55,7 +72,7 @@ def run_cycle(pool: ConnectionPool, client: redis.Redis, clients, *, now: dateti
     processed, errors = [], []
     for ticket in tickets:
         try:
-            handled = _take(pool, clients, ticket.id)
+            handled = _take(pool, clients, ticket.id, options)
         except IntegrationError as exc:
             errors.append(f"ticket {ticket.id}: {exc.message}")
             continue
@@ -68,25 +85,67 @@ def run_cycle(pool: ConnectionPool, client: redis.Redis, clients, *, now: dateti
                 [t.id for t in tickets], processed, errors)
 
 
-def _take(pool: ConnectionPool, clients, ticket_id: int) -> dict | None:
-    """Start the session for a ticket not seen before; None when it was already taken."""
+def _take(pool: ConnectionPool, clients, ticket_id: int, options: Options) -> dict | None:
+    """Decide and start the work for a ticket not seen before; None when it was already taken."""
+    with transaction(pool) as conn:
+        if conn.execute("SELECT 1 FROM assist_tickets WHERE ticket_id = %s", (ticket_id,)).fetchone():
+            return None
+    vocab = intake.load_vocabulary(options.policy_dir)
     ticket = clients.glpi.get_ticket_details(ticket_id)
-    requester = next((r.email for r in ticket.requesters if r.email), None)
-    category = classify(f"{ticket.title}\n{ticket.content}")
+    if intake.is_own(f"{ticket.title}\n{ticket.content}", [r.login for r in ticket.requesters], vocab):
+        return _record(pool, ticket, None, intake.Intake("AUTRE", "skipped", "ticket ouvert par widip", "none"),
+                       None)
+    verdict = intake.assess(ticket.title, ticket.content, clients.glpi.get_ticket_html(ticket_id),
+                            next((r.email for r in ticket.requesters if r.email), "") or "", vocab,
+                            requester_login=next((r.login for r in ticket.requesters if r.login), ""))
+    proof = proofing.prove(clients, ticket.requesters, vocab.managed_ous)
+    view = None
+    if verdict.decision == intake.AUTO and not proof.proven:
+        verdict = intake.Intake(verdict.category, intake.HANDOVER, proof.reason, "handover")
+    if verdict.decision == intake.AUTO and options.classifier is not None:
+        view = model_check.ask(options.classifier, ticket.title, ticket.content, timeout=options.llm_timeout)
+        veto = model_check.objection(view, verdict.category, options.l1_threshold)
+        if veto:
+            verdict = intake.Intake(verdict.category, intake.HANDOVER, veto, "handover")
+    return _record(pool, ticket, proof, verdict, view)
+
+
+def _record(pool: ConnectionPool, ticket, proof, verdict, view) -> dict | None:
+    """Claim the ticket, create its bound session, and queue its next step (work or hand-over)."""
+    requester = proof.email if proof else None
     with transaction(pool) as conn:
         claimed = conn.execute(
-            "INSERT INTO assist_tickets (ticket_id, category, requester_email, title) VALUES (%s, %s, %s, %s) "
+            "INSERT INTO assist_tickets (ticket_id, category, requester_email, title, decision, reason, subject, "
+            "requester_login, model_category, model_confidence) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
             "ON CONFLICT (ticket_id) DO NOTHING RETURNING ticket_id",
-            (ticket_id, category, requester, ticket.title[:255])).fetchone()
-        if claimed is None:
-            return None
-        session = create_session(conn, "assist", system_persona("assist"), f"Ticket GLPI {ticket_id} à traiter",
-                                 context={"verified_requester": requester, "ticket_id": ticket_id})
-        conn.execute("UPDATE assist_tickets SET session_id = %s WHERE ticket_id = %s", (session["id"], ticket_id))
-        outbox.add(conn, job_table.CONTINUE_SESSION, {"session_id": str(session["id"])},
-                   dedup_key=f"assist:{ticket_id}")
-    logger.info("assist: ticket %s (%s) → session %s", ticket_id, category, session["id"])
-    return {"ticket_id": ticket_id, "category": category, "session_id": str(session["id"])}
+            (ticket.id, verdict.category, requester, ticket.title[:255], verdict.decision, verdict.reason,
+             proof.subject if proof else None, proof.login if proof else None,
+             view.category if view else None, view.confidence if view else None)).fetchone()
+        if claimed is None or verdict.decision == "skipped":
+            return None if claimed is None else _summary(ticket.id, verdict, None)
+        binding = {"ticket_id": ticket.id, "subject": proof.subject, "email": proof.email,
+                   "category": verdict.category, "decision": verdict.decision, "reason": verdict.reason,
+                   "action": verdict.action, "model_reason": view.reason if view and view.valid else None}
+        first = brief(ticket.id, verdict.category, proof.subject, proof.email) if proof.proven else \
+            f"Ticket GLPI {ticket.id} remis à un technicien : {verdict.reason}"
+        session = create_session(conn, "assist", system_persona("assist"), first,
+                                 context={"verified_requester": proof.email if proof.proven else None,
+                                          "ticket_id": ticket.id, "assist": binding})
+        sid = str(session["id"])
+        conn.execute("UPDATE assist_tickets SET session_id = %s WHERE ticket_id = %s", (sid, ticket.id))
+        if verdict.decision == intake.AUTO:
+            outbox.add(conn, job_table.CONTINUE_SESSION, {"session_id": sid}, dedup_key=f"assist:{ticket.id}")
+        else:
+            conn.execute("UPDATE agent_sessions SET status = 'completed', result = %s WHERE id = %s",
+                         (Jsonb({"text": f"Remis à un technicien : {verdict.reason}"}), sid))
+            subject.hand_over(conn, sid, verdict.reason)
+    logger.info("assist: ticket %s (%s) → %s: %s", ticket.id, verdict.category, verdict.decision, verdict.reason)
+    return _summary(ticket.id, verdict, sid)
+
+
+def _summary(ticket_id: int, verdict, session_id: str | None) -> dict:
+    return {"ticket_id": ticket_id, "category": verdict.category, "decision": verdict.decision,
+            "reason": verdict.reason, "session_id": session_id}
 
 
 def _log(pool, client, execution_id, now, started, status, found, processed, errors) -> dict:
@@ -107,3 +166,14 @@ def _log(pool, client, execution_id, now, started, status, found, processed, err
         logger.warning("assist: last cycle not recorded in Redis")
     logger.info("assist cycle: %s", outcome)
     return outcome
+
+
+def options_for(settings) -> Options:
+    """The cycle's options from the settings: a model classifies only when one is configured."""
+    classifier = None
+    if settings.llm_provider != "rules" and (settings.ollama_host or settings.anthropic_api_key):
+        from widip.functions.llm.factory import provider_for
+
+        classifier = provider_for(settings)
+    return Options(policy_dir=settings.policy_dir, l1_threshold=load_policy(settings.policy_dir).l1_threshold,
+                          classifier=classifier, llm_timeout=settings.llm_timeout_seconds)

@@ -107,6 +107,8 @@ class ResetResult(_Record):
     secret_handle: str
     must_change_at_logon: bool = True
     handle_ttl_seconds: int = 0
+    #: True when the account was locked and the same write cleared the lockout.
+    unlocked: bool = False
 
 
 @dataclass(frozen=True)
@@ -305,7 +307,9 @@ class ActiveDirectoryClient:
         pwd_raw = first("pwdLastSet")
         values = dict(
             username=first("sAMAccountName") or username, exists=True, enabled=not uac & UAC_ACCOUNTDISABLE,
-            locked=_int(first("lockoutTime")) > 0 or bool(computed & UAC_LOCKOUT),
+            # The DC computes whether a lockout still holds (an expired one leaves lockoutTime set).
+            locked=bool(computed & UAC_LOCKOUT) if first("msDS-User-Account-Control-Computed") is not None
+            else _int(first("lockoutTime")) > 0,
             mail=first("mail"), display_name=first("displayName"),
             groups=tuple(_cn(g) for g in entry.get("memberof", [])), admin_count=_int(first("adminCount")),
             pwd_last_set=_filetime(pwd_raw), must_change_password=pwd_raw == "0", user_account_control=uac,
@@ -399,7 +403,11 @@ class ActiveDirectoryClient:
         return UnlockResult(status.username, status.dn, was_locked=True, unlocked=True)
 
     def reset_password(self, username: str) -> ResetResult:
-        """Set a new random password that must be changed at next logon; return a handle to it, never it."""
+        """Set a new random password that must be changed at next logon; return a handle to it, never it.
+
+        A locked account is unlocked by the same modify (AD accepts unicodePwd + pwdLastSet + lockoutTime=0
+        together): a user who forgot the password of a locked account must not stay locked out.
+        """
         if self._store is None:
             raise ConfigError(["reset_password needs a SecretStore (Redis) to hold the new password"])
         status = self._guard(username, "password reset")
@@ -408,6 +416,8 @@ class ActiveDirectoryClient:
         handle = self._store.put(password)  # stored first: a done reset must never lose its password
         changes = {"unicodePwd": [(MODIFY_REPLACE, [f'"{password}"'.encode("utf-16-le")])],
                    "pwdLastSet": [(MODIFY_REPLACE, ["0"])]}
+        if status.locked:
+            changes["lockoutTime"] = [(MODIFY_REPLACE, ["0"])]
         del password
         try:
             self._call("password reset", lambda conn: self._modify(conn, status.dn, changes, "password reset"),
@@ -419,7 +429,7 @@ class ActiveDirectoryClient:
         changes.clear()
         logger.info("AD password reset for %s (must change at next logon)", status.username)
         return ResetResult(status.username, handle, must_change_at_logon=True,
-                           handle_ttl_seconds=self._store.ttl_seconds)
+                           handle_ttl_seconds=self._store.ttl_seconds, unlocked=status.locked)
 
     def _discard(self, handle: str) -> None:
         try:

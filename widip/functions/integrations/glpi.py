@@ -267,6 +267,20 @@ class GlpiClient:
         return self._create("Ticket_User", {"tickets_id": int(ticket_id), "users_id": int(user_id),
                                             "type": ASSIGNED, "use_notification": 1})
 
+    def assign_group(self, ticket_id: int, group_id: int) -> int:
+        """Assign a group (Group_Ticket type 2); returns the row id, existing or new."""
+        for row in self._paged(f"Ticket/{int(ticket_id)}/Group_Ticket", [], 500):
+            if int(row.get("type", 0)) == ASSIGNED and int(row.get("groups_id", 0)) == int(group_id):
+                return int(row["id"])
+        return self._create("Group_Ticket", {"tickets_id": int(ticket_id), "groups_id": int(group_id),
+                                             "type": ASSIGNED})
+
+    def get_ticket_html(self, ticket_id: int) -> str:
+        """The description as GLPI stores it (HTML, entities decoded): what a reader's browser would hide."""
+        item = _body(self._call("GET", f"Ticket/{int(ticket_id)}", params={"get_hateoas": "false"}))
+        raw = str(item.get("content") or "")
+        return raw if "<" in raw else decode_text(raw)
+
     def update_ticket(self, ticket_id: int, fields: dict) -> Ticket:
         """Change a few safe ticket fields (UPDATABLE_FIELDS); returns the ticket as GLPI now has it."""
         unknown = sorted(set(fields) - UPDATABLE_FIELDS)

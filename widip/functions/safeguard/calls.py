@@ -17,7 +17,7 @@ from widip.errors import Conflict, Forbidden, Invalid, NotFound
 from widip.functions import job_table, metrics, outbox
 from widip.functions.callers import Caller
 from widip.functions.db import Jsonb
-from widip.functions.safeguard import audit, gate
+from widip.functions.safeguard import audit, gate, subject
 from widip.functions.safeguard.policy import Policy, level_for, over_rate_limit
 from widip.functions.tools.registry import get_tool, validate_arguments
 
@@ -61,7 +61,8 @@ def propose(conn: Connection, *, tool_name: str, arguments, caller: Caller, poli
                      outcome="invalid", reason=exc.message)
         raise
     level = level_for(conn, tool.name, caller.persona)
-    capped = over_rate_limit(conn, policy, tool.name, arguments)
+    capped = subject.check(conn, caller, tool.name, arguments, session_id, level) or \
+        over_rate_limit(conn, policy, tool.name, arguments)
     decision = gate.Decision(gate.REFUSED, level, capped) if capped else \
         gate.decide(level, caller, policy, confidence=confidence)
     status = _STATUS_FOR[decision.outcome]

@@ -62,6 +62,11 @@ TOOLS = [
          "Attribue un ticket GLPI à un technicien. Assigns a ticket to a technician (idempotent).",
          obj({"ticket_id": TICKET_ID, "user_id": USER_ID}, ("ticket_id", "user_id")),
          lambda c, a, ctx: {"assignment_id": c.glpi.assign_ticket(a["ticket_id"], a["user_id"])}),
+    Tool("glpi_assign_group", "glpi",
+         "Attribue un ticket GLPI à un groupe de techniciens (ex. l'équipe comptes). "
+         "Assigns a ticket to a group (idempotent).",
+         obj({"ticket_id": TICKET_ID, "group_id": {"type": "integer", "minimum": 1}}, ("ticket_id", "group_id")),
+         lambda c, a, ctx: {"assignment_id": c.glpi.assign_group(a["ticket_id"], a["group_id"])}),
     Tool("glpi_update_ticket", "glpi",
          "Modifie des champs d'un ticket GLPI : statut, urgence, impact, priorité, catégorie, titre. "
          "Updates safe fields of a ticket.",
