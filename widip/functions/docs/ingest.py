@@ -45,6 +45,36 @@ def source_of(path: Path) -> str:
         return str(resolved)
 
 
+def expand_paths(paths: list[Path]) -> list[Path]:
+    """Files as given, and the supported files under each folder (sorted: stable ingestion order)."""
+    files: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            files.extend(sorted(p for p in path.rglob("*") if p.is_file() and _supported(p.name)))
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise NotFound(f"{path}: no such file or folder")
+    return files
+
+
+def _supported(name: str) -> bool:
+    try:
+        format_for(name)
+        return True
+    except Invalid:
+        return False
+
+
+def ingest_tree(conn: Connection, paths: list[Path], embedder: Embedder, *, actor: str) -> dict:
+    """Ingest every supported file under `paths` as public documentation; counts by outcome."""
+    counts: dict[str, int] = {}
+    for path in expand_paths(paths):
+        status = ingest_path(conn, path, embedder, actor=actor)["status"]
+        counts[status] = counts.get(status, 0) + 1
+    return counts
+
+
 def ingest_path(conn: Connection, path: Path, embedder: Embedder, *, doc_class: str = "public",
                 client: str | None = None, actor: str = "cli", progress: Progress | None = None) -> dict:
     path = Path(path)
@@ -101,8 +131,9 @@ def _embed(embedder: Embedder, title: str, chunks: list[Chunk], progress: Progre
 
 
 def embedding_text(title: str, heading: str, text: str) -> str:
-    """What gets embedded: the passage with where it sits (a heading often names the topic)."""
-    return f"{title}. {heading}. {text}" if heading else f"{title}. {text}"
+    """What gets embedded: the passage with where it sits (a heading often names the topic; the
+    heading path already starts with the title when the document has one)."""
+    return f"{heading}. {text}" if heading else f"{title}. {text}"
 
 
 def insert_chunks(conn: Connection, document_id: int, chunks: list[Chunk], vectors, embedder: Embedder) -> None:
