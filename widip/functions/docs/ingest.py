@@ -137,13 +137,13 @@ def embedding_text(title: str, heading: str, text: str) -> str:
 
 
 def insert_chunks(conn: Connection, document_id: int, chunks: list[Chunk], vectors, embedder: Embedder) -> None:
+    """COPY the chunks in (several times faster than row inserts with the indexes live)."""
     dimension = len(vectors[0]) if vectors else embedder.dimension
-    with conn.cursor() as cur:
-        cur.executemany(
-            "INSERT INTO chunks (document_id, position, heading, text, citation, embedding, embedding_model, "
-            "embedding_dim) VALUES (%s, %s, %s, %s, %s, %s::vector, %s, %s)",
-            [(document_id, c.position, c.heading, c.text, citation_for(document_id, c.heading, c.text),
-              vector_literal(v), embedder.model, dimension) for c, v in zip(chunks, vectors)])
+    with conn.cursor() as cur, cur.copy("COPY chunks (document_id, position, heading, text, citation, embedding, "
+                                        "embedding_model, embedding_dim) FROM STDIN") as copy:
+        for c, v in zip(chunks, vectors):
+            copy.write_row((document_id, c.position, c.heading, c.text, citation_for(document_id, c.heading, c.text),
+                            vector_literal(v), embedder.model, dimension))
 
 
 def reembed_stale(conn: Connection, embedder: Embedder, *, limit: int = 256) -> int:
