@@ -40,6 +40,17 @@ def provider_env(kind: str, llm_sims) -> dict:
             "ANTHROPIC_BASE_URL": llm_sims["anthropic"][0], "LLM_TIMEOUT_SECONDS": "20"}
 
 
+def start(stack, *names: str, **env: str) -> None:
+    """Start the processes, web last; on a loaded machine give web's first boot up to 2 minutes."""
+    others = [n for n in names if n != "web"]
+    if others:
+        stack.start(*others, **env)
+    try:
+        stack.start("web", **env)
+    except TimeoutError:
+        stack.wait_http("/health", timeout=120)
+
+
 def chat(stack, who, content: str, conversation_id: str | None = None) -> tuple[str, dict]:
     """Send one message (opening a conversation if needed); wait for its answer; return (id, answer)."""
     if conversation_id is None:
@@ -66,7 +77,7 @@ def headings(answer: dict) -> list[str]:
 
 def test_a_two_turn_conversation_answers_from_the_runbooks_with_citations_and_stays_private(stack, people, conn):
     ingest.ingest_tree(conn, [RUNBOOKS], _spacy(), actor="test")
-    stack.start("web", "worker", "llm", LLM_PROVIDER="rules")
+    start(stack, "web", "worker", "llm", LLM_PROVIDER="rules")
     # Given a technician asking a documentation question
     conversation_id, first = chat(stack, people.tech, "Comment configurer le VPN pour un nouvel EHPAD ?")
     # Then the rules quote the runbook and cite the passage
@@ -110,7 +121,7 @@ def test_a_model_calling_docs_search_gets_cited_passages_and_never_a_confidentia
     search = {"tool_calls": [{"name": "docs_search", "arguments": {"query": "code d'urgence du VPN des EHPAD"}}]}
     reply = {"text": f"Pour un EHPAD : VLAN 10 et 20, clé 4G de secours [{ehpad}]."}
     state.push([search, reply, search, reply])
-    stack.start("web", "worker", "llm", **provider_env(kind, llm_sims))
+    start(stack, "web", "worker", "llm", **provider_env(kind, llm_sims))
     # Given a technician without acces_confidential
     _, answer = chat(stack, people.tech, "Quel est le code d'urgence du VPN des EHPAD ?")
     assert [c["citation"] for c in answer["citations"]] == [ehpad] and ehpad in answer["content"]
@@ -129,7 +140,7 @@ def test_a_user_whose_rights_grant_nothing_gets_the_refusal_without_any_model_ca
     url, state = llm_sims["anthropic"]
     state.reset()
     conn.execute("UPDATE access_matrix SET acces_glpi = false, acces_base_docs = false WHERE username = 'tech'")
-    stack.start("web", **provider_env("anthropic", llm_sims))
+    start(stack, "web", **provider_env("anthropic", llm_sims))
     _, answer = chat(stack, people.tech, "Comment configurer le VPN pour un nouvel EHPAD ?")
     assert answer["content"] == REFUSAL
     assert state.requests == []

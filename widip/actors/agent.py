@@ -14,7 +14,7 @@ from widip.functions import db
 from widip.functions.llm import queue as llm_queue
 from widip.functions.agent import runtime
 from widip.functions.agent.sessions import get_session
-from widip.functions.llm.factory import provider_for
+from widip.functions.llm.factory import provider_for, settings_for_persona
 from widip.functions.safeguard.policy import load_policy
 
 
@@ -25,7 +25,10 @@ def _policy(settings):
 def run_agent_step(session_id: str, d) -> list:
     """LLM job handler for kind "agent_step" (runs inside the llm process's priority actors)."""
     settings = d.settings
-    outcome = runtime.step(d.pool, session_id, provider_for(settings), policy=_policy(settings),
+    with db.transaction(d.pool) as conn:
+        persona = get_session(conn, session_id)["persona"]
+    outcome = runtime.step(d.pool, session_id, provider_for(settings_for_persona(settings, persona)),
+                           policy=_policy(settings),
                            approval_ttl=timedelta(hours=settings.approval_ttl_hours),
                            llm_timeout=settings.llm_timeout_seconds)
     flush_outbox()
@@ -43,7 +46,7 @@ def continue_session(session_id: str) -> None:
         session = get_session(conn, session_id)
     if session["status"] in runtime.SESSION_FINAL:
         return
-    provider = provider_for(d.settings)
+    provider = provider_for(settings_for_persona(d.settings, session["persona"]))
     enqueue_llm("agent_step", session_id, session["persona"], remote=not getattr(provider, "local", False))
 
 
