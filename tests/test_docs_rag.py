@@ -136,3 +136,32 @@ def _tiny_pdf(text: str) -> bytes:
     out += b"".join(b"%010d 00000 n \n" % o for o in offsets)
     out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
     return bytes(out)
+
+
+def test_documents_over_http_upload_by_n3_list_search_with_rights_and_delete(app_client, stub_broker, stub_worker,
+                                                                            people, conn):
+    from tests.conftest import drain
+
+    page = "<h1>Badges</h1><h2>Perte</h2><p>Un badge perdu se désactive dans la console d'accès.</p>"
+    body = {"filename": "badges.html", "content": page, "class": "public"}
+    assert app_client.simulate_post("/documents", json=body, headers=people.tech.headers).status_code == 403
+    accepted = app_client.simulate_post("/documents", json=body, headers=people.approver.headers)
+    assert accepted.status_code == 202, accepted.text
+    secret = {"filename": "coffre.txt", "content_base64": base64.b64encode("Badge maître : armoire 3.".encode()).decode(),
+              "class": "confidential"}
+    assert app_client.simulate_post("/documents", json=secret, headers=people.approver.headers).status_code == 202
+    drain(stub_broker, stub_worker)
+    job = app_client.simulate_get(accepted.headers["location"], headers=people.approver.headers).json
+    assert job["status"] == "done" and job["result"]["chunks"] == 1
+    listed = app_client.simulate_get("/documents", headers=people.approver.headers).json["documents"]
+    assert sorted(d["title"] for d in listed) == ["Badges", "coffre.txt"]
+    found = app_client.simulate_get("/documents/search", params={"q": "badge perdu"}, headers=people.tech.headers).json
+    assert [p["heading"] for p in found["passages"]] == ["Badges > Perte"]  # the confidential one stays hidden
+    bad = app_client.simulate_post("/documents", json={"filename": "x.docx", "content": "a"},
+                                   headers=people.approver.headers)
+    assert bad.status_code == 400 and "unsupported document type" in bad.json["description"]
+    badges = next(d["id"] for d in listed if d["title"] == "Badges")
+    assert app_client.simulate_delete(f"/documents/{badges}", headers=people.approver.headers).status_code == 200
+    assert app_client.simulate_delete(f"/documents/{badges}", headers=people.approver.headers).status_code == 404
+    assert app_client.simulate_get("/documents/search", params={"q": "badge perdu"},
+                                   headers=people.tech.headers).json["passages"] == []

@@ -71,6 +71,11 @@ def chat(stack, who, content: str, conversation_id: str | None = None) -> tuple[
     return conversation_id, {**answer, "events_url": turn["events_url"]}
 
 
+def chat_bodies(requests: list[dict]) -> str:
+    """What the model was sent (the Ollama simulator also logs the embedding requests of ingestion)."""
+    return " ".join(str(r["body"]) for r in requests if r["path"] in ("/api/chat", "/v1/messages"))
+
+
 def headings(answer: dict) -> list[str]:
     return [c["heading"] for c in answer["citations"]]
 
@@ -125,7 +130,7 @@ def test_a_model_calling_docs_search_gets_cited_passages_and_never_a_confidentia
     # Given a technician without acces_confidential
     _, answer = chat(stack, people.tech, "Quel est le code d'urgence du VPN des EHPAD ?")
     assert [c["citation"] for c in answer["citations"]] == [ehpad] and ehpad in answer["content"]
-    seen = " ".join(str(r["body"]) for r in state.requests)
+    seen = chat_bodies(state.requests)
     # Then the model saw the rights-shaped prompt and the runbook passage, never the confidential one
     assert "accréditation N1" in seen and "Droits : GLPI oui" in seen
     assert ehpad in seen and "4242-ALPHA" not in seen
@@ -133,7 +138,7 @@ def test_a_model_calling_docs_search_gets_cited_passages_and_never_a_confidentia
     conn.execute("UPDATE access_matrix SET acces_confidential = true WHERE username = 'admin'")
     before = len(state.requests)
     chat(stack, people.admin, "Quel est le code d'urgence du VPN des EHPAD ?")
-    assert "4242-ALPHA" in " ".join(str(r["body"]) for r in state.requests[before:])
+    assert "4242-ALPHA" in chat_bodies(state.requests[before:])
 
 
 def test_a_user_whose_rights_grant_nothing_gets_the_refusal_without_any_model_call(stack, people, conn, llm_sims):
