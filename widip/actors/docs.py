@@ -17,13 +17,13 @@ from widip.errors import Invalid
 
 @dramatiq.actor(queue_name="default", max_retries=3, time_limit=600_000, throws=(Invalid,))
 def ingest_document(source: str, content_base64: str, fmt: str, doc_class: str, client: str | None,
-                    title: str | None, actor: str) -> dict:
+                    title: str | None, ingested_by: str) -> dict:
     """Embed and index an uploaded document (in the worker: the embedding model never loads in web)."""
     d = deps()
     with db.transaction(d.pool) as conn:
         outcome = ingest.ingest_bytes(conn, source=source, raw=base64.b64decode(content_base64), fmt=fmt,
                                       embedder=embedder_for(d.settings), doc_class=doc_class, client=client,
-                                      actor=actor, title=title, fallback_title=source.split(":", 1)[-1])
+                                      actor=ingested_by, title=title, fallback_title=source.split(":", 1)[-1])
     document = outcome["document"]
     return {"status": outcome["status"], "document_id": document["id"], "chunks": document["chunk_count"]}
 

@@ -80,7 +80,7 @@ class Documents:
                           {"filename": body["filename"], "class": body.get("class", "public")},
                           source=f"upload:{body['filename']}", content_base64=base64.b64encode(raw).decode(),
                           fmt=fmt, doc_class=body.get("class", "public"), client=body.get("client"),
-                          title=body.get("title"), actor=f"human:{user.username}")
+                          title=body.get("title"), ingested_by=f"human:{user.username}")
         accepted(resp, str(job["id"]))
 
     def on_get_search(self, req, resp):
