@@ -89,3 +89,37 @@ def test_conversations_idle_past_the_retention_are_deleted_with_their_session_te
     assert [r["id"] for r in conn.execute("SELECT id::text FROM conversations")] == [kept]
     session = conn.execute("SELECT transcript FROM agent_sessions WHERE id = %s", (sid,)).fetchone()
     assert session["transcript"] == []
+
+
+def test_an_l3_pause_and_approval_resume_the_same_turn_and_the_next_one_refers_to_its_ticket(
+        integrated_settings, stub_broker, stub_worker, people, glpi):
+    from falcon.testing import TestClient
+
+    from tests.conftest import drain
+    from widip import deps as actor_deps
+    from widip.http.app import create_app
+
+    settings = integrated_settings.with_overrides(llm_provider="rules")
+    api = TestClient(create_app(settings))
+    actor_deps.configure(settings)
+    cid = post(api, people.tech, "/conversations").json["id"]
+    turn = post(api, people.tech, f"/conversations/{cid}/messages",
+                {"content": "Crée un ticket pour l'imprimante en panne au 2e étage"}).json
+    drain(stub_broker, stub_worker)
+    events = api.simulate_get(turn["events_url"], headers=people.tech.headers).json
+    assert events["status"] == "waiting_approval"
+    listing = api.simulate_get(f"/conversations/{cid}/messages", headers=people.tech.headers).json["messages"]
+    assert [(m["role"], m["turn_status"]) for m in listing] == [("user", "waiting_approval")]
+    request_id = events["events"][-1]["request_id"]
+    assert api.simulate_post(f"/safeguard/requests/{request_id}/approve", json={},
+                             headers=people.approver.headers).status_code == 200
+    drain(stub_broker, stub_worker)
+    listing = api.simulate_get(f"/conversations/{cid}/messages", headers=people.tech.headers).json["messages"]
+    answer = listing[-1]
+    assert answer["role"] == "assistant" and answer["session_id"] == turn["session_id"]
+    ticket_id = int(answer["content"].split("Ticket GLPI ")[1].split()[0])
+    # "et celui-là ?" now means the ticket just created
+    post(api, people.tech, f"/conversations/{cid}/messages", {"content": "et celui-là, il en est où ?"})
+    drain(stub_broker, stub_worker)
+    last = api.simulate_get(f"/conversations/{cid}/messages", headers=people.tech.headers).json["messages"][-1]
+    assert last["content"].startswith(f"Ticket {ticket_id} ")

@@ -147,7 +147,8 @@ def sync_answers(conn: Connection, conversation: dict) -> dict:
                      "VALUES (%s, 'assistant', %s, %s, %s) ON CONFLICT DO NOTHING",
                      (conversation["id"], text, turn["session_id"], Jsonb(citations)))
         found = memory.extract_entities(turn["content"] + "\n" + text,
-                                        [(c["tool_name"], c["arguments"] or {}) for c in calls])
+                                        [(c["tool_name"], c["arguments"] or {}) for c in calls],
+                                        [c["result"] for c in calls if c["status"] == "done"])
         entities = memory.merge_entities(entities, found)
     if pending:
         conn.execute("UPDATE conversations SET entities = %s, last_activity_at = now() WHERE id = %s",

@@ -71,9 +71,13 @@ def summarize(older: list[dict], budget_tokens: int) -> str:
     return "\n".join(kept)
 
 
-def extract_entities(text: str, tool_arguments: list[tuple[str, dict]] = ()) -> dict:
-    """Ticket, device and login named in a turn (tool arguments first: they are what was acted on)."""
+def extract_entities(text: str, tool_arguments: list[tuple[str, dict]] = (), tool_results: list = ()) -> dict:
+    """Ticket, device and login named in a turn (tool arguments and results first: they are what was
+    acted on, e.g. the ticket a creation returned)."""
     found: dict = {}
+    for result in tool_results:
+        if isinstance(result, dict) and isinstance(result.get("ticket_id"), int):
+            found["ticket"] = str(result["ticket_id"])
     for name, arguments in tool_arguments:
         if "ticket_id" in arguments:
             found["ticket"] = str(arguments["ticket_id"])
