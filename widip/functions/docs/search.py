@@ -8,8 +8,8 @@ model at the same dimension, through that dimension's partial HNSW index.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
+from itertools import combinations
 
 from psycopg import Connection, sql
 
@@ -23,7 +23,10 @@ RRF_K = 60
 #: Candidates each ranking contributes before fusion.
 CANDIDATES = 20
 MAX_QUERY_CHARS = 500
-_WORD = re.compile(r"[\w'-]+", re.UNICODE)
+#: Query words used for full-text (a question rarely has more that matter).
+MAX_LEXEMES = 8
+#: Rows ranked per relaxation step: bounds the cost when common words match much of the corpus.
+RANK_CAP = 200
 
 
 @dataclass(frozen=True)
@@ -57,21 +60,34 @@ def _params(scope: Scope) -> dict:
 
 
 def fulltext_ids(conn: Connection, query: str, scope: Scope, limit: int = CANDIDATES) -> list[int]:
-    """Chunk ids by French full-text rank (any query word may match; heading words weigh more)."""
-    words = " | ".join(w.replace("'", " ").strip() for w in _WORD.findall(query) if len(w) > 1)
-    if not words:
-        return []
-    rows = conn.execute(sql.SQL(
-        "WITH q AS (SELECT to_tsquery('widip_french', %(words)s) AS q) "
-        "SELECT c.id FROM chunks c JOIN documents d ON d.id = c.document_id, q "
-        "WHERE c.tsv @@ q.q AND {filter} ORDER BY ts_rank_cd(c.tsv, q.q) DESC, c.id LIMIT %(limit)s"
-    ).format(filter=_filter()), {"words": _tsquery_words(words), "limit": limit, **_params(scope)}).fetchall()
-    return [r["id"] for r in rows]
+    """Chunk ids by French full-text rank, most query words matched first.
+
+    Plain OR over a question's words matches most of a large corpus sharing its vocabulary, and
+    ranking tens of thousands of rows takes a second; plain AND misses paraphrases. So the query
+    is relaxed in a few steps — all its words, then any half of them, then any one — stopping as
+    soon as `limit` ids are found, and each step ranks at most `RANK_CAP` matching rows.
+    """
+    lexemes = [r["lexeme"] for r in conn.execute(
+        "SELECT lexeme FROM unnest(to_tsvector('widip_french', %s)) ORDER BY positions[1]", (query,))]
+    lexemes = [lx for lx in dict.fromkeys(lexemes) if len(lx) > 1][:MAX_LEXEMES]
+    found: list[int] = []
+    count = len(lexemes)
+    for size in sorted({count, (count + 1) // 2, 1} - {0}, reverse=True):
+        clauses = [" & ".join(_quote(lx) for lx in group) for group in combinations(lexemes, size)]
+        rows = conn.execute(sql.SQL(
+            "SELECT s.id FROM (SELECT c.id, c.tsv FROM chunks c JOIN documents d ON d.id = c.document_id "
+            "WHERE c.tsv @@ %(q)s::tsquery AND {filter} AND NOT c.id = ANY(%(seen)s) LIMIT %(cap)s) s "
+            "ORDER BY ts_rank_cd(s.tsv, %(q)s::tsquery) DESC, s.id LIMIT %(limit)s"
+        ).format(filter=_filter()), {"q": " | ".join(f"({c})" for c in clauses), "cap": RANK_CAP, "seen": found,
+                                     "limit": limit - len(found), **_params(scope)}).fetchall()
+        found.extend(r["id"] for r in rows)
+        if len(found) >= limit:
+            break
+    return found
 
 
-def _tsquery_words(words: str) -> str:
-    # Each word quoted as a phrase so hyphens and apostrophes never break the tsquery syntax.
-    return " | ".join("'" + w.strip().replace("\\", "") + "'" for w in words.split(" | ") if w.strip())
+def _quote(lexeme: str) -> str:
+    return "'" + lexeme.replace("\\", "").replace("'", "''") + "'"
 
 
 def vector_ids(conn: Connection, vector: list[float], model: str, scope: Scope,
