@@ -62,7 +62,9 @@ def running_world(workdir: Path, *, hostile: bool):
             ad_password=DEMO_SERVICE_PASSWORD, ad_base_dn=DEMO_BASE_DN, ca_file=tls.ca_file,
             mysecret_api_url=push.url, mysecret_api_token=pwpush.DEMO_TOKEN, integration_timeout_seconds=5.0,
             assist_accounts_group_id=ACCOUNTS_GROUP_ID, **llm)
-        from widip.actors import broker
+        from widip.messaging.broker import current
+
+        broker = current()
 
         actor_deps.configure(settings)
         worker = Worker(broker, worker_timeout=100)

@@ -5,12 +5,12 @@ import pytest
 from falcon.testing import TestClient
 
 from tests.conftest import drain
-from widip.http.app import create_app
+from widip.http.app import build_context, create_app
 
 
 @pytest.fixture
 def client(directory_settings, stub_broker, people):
-    return TestClient(create_app(directory_settings.with_overrides(llm_provider="rules")))
+    return TestClient(create_app(build_context(directory_settings.with_overrides(llm_provider="rules"))))
 
 
 def test_an_approver_runs_a_cycle_and_everyone_sees_what_assist_did_per_ticket(

@@ -24,7 +24,7 @@ def test_get_tools_lists_every_tool_with_schema_and_live_level(api, people):
     tools = api.simulate_get("/tools", headers=people.tech.headers).json["tools"]
     assert len(tools) >= 22
     systems = {t["system"] for t in tools}
-    assert systems == {"glpi", "observium", "phibee", "smtp", "active_directory", "mysecret"}
+    assert systems == {"glpi", "observium", "phibee", "smtp", "active_directory", "mysecret", "docs"}
     for tool in tools:
         assert tool["schema"]["additionalProperties"] is False and tool["level"] in ("L0", "L1", "L2", "L3", "L4")
     levels = {t["name"]: t["level"] for t in tools}

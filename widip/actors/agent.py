@@ -9,7 +9,7 @@ from widip.deps import deps
 from widip.functions import db, job_table
 from widip.functions.agent import runtime, step_job
 from widip.functions.agent.sessions import get_session
-from widip.functions.llm.factory import provider_for
+from widip.functions.llm.factory import provider_for, settings_for_persona
 from widip.messaging import door
 from widip.messaging.relay import flush_outbox
 
@@ -22,7 +22,7 @@ def continue_session(session_id: str) -> None:
         session = get_session(conn, session_id)
     if session["status"] in runtime.SESSION_FINAL:
         return
-    provider = provider_for(d.settings)
+    provider = provider_for(settings_for_persona(d.settings, session["persona"]))
     door.send_llm(step_job.KIND, session_id, session["persona"], remote=not getattr(provider, "local", False))
 
 

@@ -41,6 +41,10 @@ SWEEP_SENTINEL = Job("sweep_sentinel", "ticks")
 # Assist
 RUN_ASSIST_CYCLE = Job("run_assist_cycle", "ticks")
 ASSIST_HAND_OVER = Job("assist_hand_over", "default")
+# WIBOT: documentation and conversations
+INGEST_DOCUMENT = Job("ingest_document", "default")
+REEMBED_DOCUMENTS = Job("reembed_documents", "ticks")
+PURGE_CONVERSATIONS = Job("purge_conversations", "ticks")
 # Health, scheduler, housekeeping
 TICK_GLPI_HEALTH = Job("tick_glpi_health", "ticks")
 PROBE_GLPI_HEALTH = Job("probe_glpi_health", "ticks")

@@ -59,7 +59,7 @@ PERSONAS = {
 }
 
 #: Which access-matrix flag a system's tools require for a user (WIBOT acts with the user's rights).
-_ACCESS_FLAG = {"glpi": "acces_glpi"}
+_ACCESS_FLAG = {"glpi": "acces_glpi", "docs": "acces_base_docs"}
 
 
 def get_persona(name: str) -> Persona:

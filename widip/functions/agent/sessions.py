@@ -20,11 +20,17 @@ READ_ANY_LEVEL = 3
 
 
 def create_session(conn: Connection, persona_name: str, caller: Caller, first_message: str, *,
-                   context: dict | None = None, session_id: str | None = None) -> dict:
-    """A new active session with its system prompt and first user message; emits `start`."""
+                   context: dict | None = None, session_id: str | None = None,
+                   history: list[dict] | None = None, system_prompt: str | None = None) -> dict:
+    """A new active session with its system prompt and first user message; emits `start`.
+
+    `history` (role/content dicts) goes between the system prompt and the message: a WIBOT
+    conversation's memory; `system_prompt` replaces the persona's (WIBOT's names the user's rights).
+    """
     persona = get_persona(persona_name)
     session_id = session_id or str(uuid.uuid4())
-    transcript = [{"role": "system", "content": persona.prompt}, {"role": "user", "content": first_message}]
+    transcript = [{"role": "system", "content": system_prompt or persona.prompt}, *(history or ()),
+                  {"role": "user", "content": first_message}]
     row = conn.execute(
         "INSERT INTO agent_sessions (id, persona, owner_user_id, caller, transcript, context, deadline) "
         "VALUES (%s, %s, %s, %s, %s, %s, now() + %s) ON CONFLICT (id) DO NOTHING RETURNING *",

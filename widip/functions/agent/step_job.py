@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from widip.functions import db
 from widip.functions.agent import runtime
-from widip.functions.llm.factory import provider_for
+from widip.functions.agent.sessions import get_session
+from widip.functions.llm.factory import provider_for, settings_for_persona
 from widip.functions.safeguard.policy import load_policy
 
 KIND = "agent_step"
@@ -14,6 +16,8 @@ KIND = "agent_step"
 def run(session_id: str, deps) -> list:
     """One step of the session; what it decided (tool calls, resumptions) is in the outbox."""
     settings = deps.settings
-    runtime.step(deps.pool, session_id, provider_for(settings), policy=load_policy(settings.policy_dir),
+    with db.transaction(deps.pool) as conn:
+        persona = get_session(conn, session_id)["persona"]
+    runtime.step(deps.pool, session_id, provider_for(settings_for_persona(settings, persona)), policy=load_policy(settings.policy_dir),
                  approval_ttl=timedelta(hours=settings.approval_ttl_hours), llm_timeout=settings.llm_timeout_seconds)
     return []

@@ -72,6 +72,12 @@ class Clients:
         return self._get("mysecret", bool(self.settings.mysecret_api_url),
                          lambda: MySecretClient.from_settings(self.settings, self.secret_store))
 
+    @property
+    def docs(self):
+        from widip.functions.docs.index import DocsIndex
+
+        return self._get("docs", True, lambda: DocsIndex(self.settings))
+
     def close(self) -> None:
         for client in self._built.values():
             close = getattr(client, "close", None)

@@ -38,6 +38,14 @@ def fallback_reasons(sink: list):
         _listener.reset(token)
 
 
+def settings_for_persona(settings, persona: str):
+    """WIBOT talks with Claude when it is configured, even where "auto" prefers the local model for
+    the other personas (issue 14); explicit LLM_PROVIDER choices are kept."""
+    if persona == "wibot" and settings.llm_provider == "auto" and settings.anthropic_api_key:
+        return settings.with_overrides(llm_provider="anthropic")
+    return settings
+
+
 @functools.lru_cache(maxsize=16)
 def provider_for(settings, model: str | None = None, fallback=None):
     """One provider per (settings, model, fallback) per process; clients keep their connections.

@@ -154,17 +154,28 @@ def _summarise(tool: str, result) -> str:
     return f"Résultat de {tool} : {json.dumps(result, ensure_ascii=False, default=str)[:500]}"
 
 
+_CAPABILITIES = ("Je fonctionne en mode règles : je peux consulter un ticket (« ticket 42 »), l'état d'un "
+                 "équipement (« état de rtr-lyon-01 »), les équipements en panne, réinitialiser un mot de "
+                 "passe ou déverrouiller un compte (après validation), créer un ticket, ou chercher dans la "
+                 "documentation (« comment configurer le VPN d'un nouvel EHPAD ? »).")
+
+
 def wibot_playbook(messages: Sequence[Message], offered: set[str], json_schema: dict | None) -> Completion:
     """Simple intents (ticket status, device status, reset, unlock, ticket creation) and their follow-ups."""
+    from widip.functions.wibot import playbook as wibot_docs
+
     results = results_since_user(messages)
     if not results:
-        intent = _intent(last_user_text(messages), offered)
+        intent = _intent(wibot_docs.resolve_reference(messages), offered)
         if intent is not None:
             return intent
-        return answer("Je fonctionne en mode règles : je peux consulter un ticket (« ticket 42 »), l'état d'un "
-                      "équipement (« état de rtr-lyon-01 »), les équipements en panne, réinitialiser un mot de "
-                      "passe ou déverrouiller un compte (après validation), ou créer un ticket.", CLEAR_INTENT)
+        if "docs_search" in offered:
+            return call("docs_search", {"query": wibot_docs.docs_query(messages)[:500]})
+        return answer(_CAPABILITIES, CLEAR_INTENT)
     tool, result = results[-1]
+    if tool == "docs_search":
+        text = wibot_docs.docs_answer(result)
+        return answer(text or f"{wibot_docs.NOT_FOUND} {_CAPABILITIES}", CLEAR_INTENT)
     if tool == "ad_reset_password" and isinstance(result, dict) and result.get("secret_handle") \
             and "mysecret_create_secret" in offered:
         return call("mysecret_create_secret", {"secret_handle": result["secret_handle"]})

@@ -127,7 +127,8 @@ def _run_locked(pool: ConnectionPool, call_id: str, clients, verified_requester)
         return RunOutcome(call, executed=False)
     caller = Caller.from_dict(call["caller"])
     context = ToolContext(call_id=str(call["id"]), caller_label=caller.label,
-                          verified_requester=verified_requester(call))
+                          verified_requester=verified_requester(call),
+                          principal_user_id=caller.on_behalf_of or (caller.user_id if caller.is_human else None))
     try:
         result = execute(call["tool_name"], call["arguments"], clients, context)
     except Unavailable as exc:

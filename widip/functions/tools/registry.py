@@ -10,9 +10,10 @@ from jsonschema import Draft202012Validator
 
 from widip.errors import Invalid, NotFound
 
-SYSTEMS = ("glpi", "observium", "phibee", "smtp", "active_directory", "mysecret")
+SYSTEMS = ("glpi", "observium", "phibee", "smtp", "active_directory", "mysecret", "docs")
 #: Modules that define tools, one per external system.
-_CATALOG_MODULES = ("glpi_tools", "observium_tools", "phibee_tools", "mail_tools", "ad_tools", "mysecret_tools")
+_CATALOG_MODULES = ("glpi_tools", "observium_tools", "phibee_tools", "mail_tools", "ad_tools", "mysecret_tools",
+                    "docs_tools")
 
 
 @dataclass(frozen=True)
@@ -23,6 +24,8 @@ class ToolContext:
     caller_label: str = "system"
     #: The verified requester's e-mail (from GLPI, never from ticket text): may receive mail.
     verified_requester: str | None = None
+    #: The human whose rights bound what the call may read (the user a WIBOT session acts for).
+    principal_user_id: int | None = None
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,1 @@
+"""The documentation WIBOT answers from: ingestion, chunking, embeddings and hybrid retrieval (RAG)."""
