@@ -74,7 +74,18 @@ def approvers(ctx) -> list[str]:
 def requests(ctx, caller, req) -> dict:
     with db.transaction(ctx.pool) as conn:
         rows = [r for r in calls.list_requests(conn, "pending") if _visible(r, caller)]
-    return {"requests": rows, "can_decide": caller.accreditation >= APPROVER_LEVEL, "now": _now()}
+        names = user_names(conn, [r["requester_user_id"] for r in rows])
+    return {"requests": rows, "names": names, "can_decide": caller.accreditation >= APPROVER_LEVEL, "now": _now()}
+
+
+def user_names(conn, user_ids) -> dict[int, str]:
+    """{user id: display name} for showing who asked, rather than an internal caller label."""
+    ids = sorted({i for i in user_ids if i is not None})
+    if not ids:
+        return {}
+    rows = conn.execute("SELECT id, coalesce(nullif(display_name, ''), username) AS name FROM users "
+                        "WHERE id = ANY(%s)", (ids,)).fetchall()
+    return {r["id"]: r["name"] for r in rows}
 
 
 def deferred_actions(ctx, caller, req) -> dict:

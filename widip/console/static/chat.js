@@ -203,6 +203,7 @@ composer.addEventListener("submit", async (event) => {
     const current = backend.sameConversation ? root.dataset.conversation || null : null;
     const sent = await backend.send(current, content);
     document.getElementById("chat-empty")?.remove();
+    document.getElementById("h-thread").textContent = "Conversation";
     message.value = "";
     if (sent.conversationId !== root.dataset.conversation) {
       root.dataset.conversation = sent.conversationId;
