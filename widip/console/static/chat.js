@@ -127,7 +127,7 @@ function render(article, event) {
       break;
     case "rejected":
       closeBanners(article, "Décision : rejetée.");
-      item.textContent = `Rejeté : ${event.error || "l'action ne sera pas exécutée"}`;
+      item.textContent = `Rejeté : ${(event.error || "l'action ne sera pas exécutée").replace(/^rejected by approver: /, "par l'approbateur — ")}`;
       break;
     case "response":
       steps.after(linkified(event.message || ""));
