@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import datetime, timezone
 from functools import lru_cache
 from pathlib import Path
@@ -28,6 +29,29 @@ LABELS = {
     "done": "terminé", "success": "réussi", "error": "erreur", "skipped": "sauté", "sent": "envoyé",
     "device": "équipement", "site": "site", "client": "client", "warning": "avertissement",
 }
+
+
+#: widip.functions.monitoring's problem sentences (English, for logs and the API) as the console says them.
+PROBLEMS = tuple((re.compile(pattern), french) for pattern, french in (
+    (r"^(\S+) is down: (.*)$", r"\1 hors service : \2"),
+    (r"^no fresh GLPI health probe.*$", "Aucune sonde GLPI récente : état inconnu, traité comme dégradé"),
+    (r"^(\d+) outbox row\(s\) unsent for more than (\d+) days$",
+     r"\1 envoi(s) de la boîte d'envoi bloqué(s) depuis plus de \2 jours"),
+    (r"^(\d+) outbox row\(s\) failed to reach the broker$", r"\1 envoi(s) n'ont pas atteint la file de messages"),
+    (r"^(\d+) dead-lettered message\(s\) in queue (\S+)$", r"\1 message(s) abandonné(s) dans la file \2"),
+    (r"^scheduler: no scheduler tick recorded$", "Planificateur : aucun battement enregistré (est-il démarré ?)"),
+    (r"^scheduler: no tick for (\d+) s$", r"Planificateur : aucun battement depuis \1 s"),
+    (r"^(\d+) incident\(s\) without their GLPI ticket.*$", r"\1 incident(s) sans ticket GLPI : à ouvrir à la main"),
+    (r"^(\d+) action\(s\) interrupted with an unknown outcome.*$",
+     r"\1 action(s) interrompue(s) au résultat inconnu : vérifiez le système cible"),
+))
+
+
+def problem(text: str) -> str:
+    for pattern, french in PROBLEMS:
+        if pattern.match(text):
+            return pattern.sub(french, text)
+    return text
 
 
 def _as_datetime(value) -> datetime | None:
@@ -98,7 +122,8 @@ def label(value) -> str:
 def environment() -> jinja2.Environment:
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True,
                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
-    env.filters.update(when=when, ago=ago, until=until, duration=duration, pretty=pretty, label=label)
+    env.filters.update(when=when, ago=ago, until=until, duration=duration, pretty=pretty, label=label,
+                       problem=problem)
     env.globals.update(ACCREDITATIONS=ACCREDITATIONS)
     return env
 
