@@ -108,3 +108,13 @@ def test_the_supervision_page_says_what_is_wrong_in_french(app_client, people, r
     assert page.status_code == 200
     assert "Planificateur : aucun battement enregistré" in page.text  # no scheduler runs in this test
     assert "no scheduler tick" not in page.text
+
+
+def test_a_deferred_l4_action_is_listed_with_its_schedule_and_refuse_forms_for_another_admin(app_client, people):
+    asked = app_client.simulate_post("/tools/glpi_delete_ticket", json={"ticket_id": 1}, headers=people.admin.headers)
+    assert asked.status_code in (200, 202), asked.text
+    desk = app_client.simulate_get("/console/fragments/deferred", cookies={SESSION_COOKIE: people.admin2.token}).text
+    assert "glpi_delete_ticket" in desk and "Planifier" in desk and "Refuser" in desk and "en attente" in desk
+    approver = app_client.simulate_get("/console/fragments/deferred",
+                                       cookies={SESSION_COOKIE: people.approver.token}).text
+    assert "glpi_delete_ticket" in approver and "Planifier" not in approver
