@@ -14,7 +14,7 @@ from markupsafe import Markup
 
 from widip.console import widgets
 from widip.console.render import render
-from widip.errors import NotFound, ServiceError
+from widip.errors import NotFound, ServiceError, Unavailable
 from widip.functions import db, identity
 from widip.http.auth import SESSION_COOKIE, csrf_token
 
@@ -72,7 +72,10 @@ class _Base:
         self._ctx = ctx
 
     def _caller(self, req):
+        """The logged-in human, or None; a database outage is a 503 (retry), not a logout."""
         caller = getattr(req.context, "caller", None)
+        if caller is None and getattr(req.context, "auth_unavailable", False):
+            raise Unavailable("database", "cannot check the session right now; retry shortly")
         return caller if caller is not None and caller.is_human else None
 
     def _page(self, req, resp, template: str, active: str, **context) -> None:
