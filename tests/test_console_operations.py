@@ -8,11 +8,12 @@ import httpx
 import pytest
 from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.keys import Keys
+from selenium.webdriver.support.ui import Select
 
 from simulators import glpi as glpi_sim
 from simulators.base import serve
 from tests.browser import PASSWORD, Browser
-from tests.stack import free_port
+from tests.stack import free_port, poll
 from tests.test_metrics import send_probes
 
 pytestmark = pytest.mark.e2e
@@ -80,8 +81,8 @@ def test_keyboard_approval_glpi_outage_and_every_page_in_a_real_browser(stack, p
     keys(browser, Keys.ENTER)
     browser.find("#toast", "approuvée")
     browser.find("#w-requests .empty", "Aucune demande en attente")
-    call = httpx.get(f"{stack.url}/tools/calls/{asked.json()['call_id']}", headers=people.tech.headers).json()
-    assert call["status"] in ("queued", "running", "done"), call
+    poll(lambda: httpx.get(f"{stack.url}/tools/calls/{asked.json()['call_id']}", headers=people.tech.headers).json(),
+         lambda call: call["status"] == "done", timeout=60)  # the approved ticket was created in GLPI
     browser.shot("safeguard-desk-after-keyboard-approval")
 
     # Supervision: GLPI answers, then its simulator stops: "hors service" within 90 s, then back to OK
@@ -140,3 +141,19 @@ def test_keyboard_approval_glpi_outage_and_every_page_in_a_real_browser(stack, p
     browser.wait(lambda d: "/console/login" in d.current_url)
     browser.open("/console/safeguard")
     browser.wait(lambda d: "/console/login" in d.current_url)
+
+    # An administrator changes a tool's level for one persona, with a reason
+    browser.login("admin")
+    browser.open("/console/safeguard")
+    form = browser.find("#w-levels form[data-api]")
+    Select(form.find_element("css selector", "select[name=tool]")).select_by_visible_text("glpi_create_ticket")
+    Select(form.find_element("css selector", "select[name=persona]")).select_by_visible_text("wibot")
+    Select(form.find_element("css selector", "select[name=level]")).select_by_visible_text("L2")
+    form.find_element("css selector", "input[name=reason]").send_keys("essai depuis la console")
+    form.find_element("css selector", "button").click()
+    browser.find("#toast", "Niveau modifié")
+    row = browser.find("#w-levels tr", "glpi_create_ticket")
+    assert [c.text for c in row.find_elements("css selector", "td")][-1] == "L2"  # the wibot column
+    browser.driver.execute_script("arguments[0].scrollIntoView()", row)
+    browser.shot("safeguard-levels-admin")
+    assert browser.console_errors() == []
