@@ -1,10 +1,12 @@
 """Authentication for the web app: the `Authenticate` middleware and the `require_*` helpers.
 
 The middleware only finds out who is calling (`req.context.caller`, a Caller or None); it never
-rejects, so public endpoints stay public. Browsers (the console) send the same session token in an
-HttpOnly, SameSite=Strict cookie instead of a header; a cookie counts for a state-changing request
-only with the matching `X-CSRF-Token` header, which only a page the console rendered knows. Resources decide with `require_user`, `require_scope` or
+rejects, so public endpoints stay public. Resources decide with `require_user`, `require_scope` or
 `require_caller`, which raise widip.errors types mapped centrally to 401/403.
+
+Browsers (the console) send the same session token in an HttpOnly, SameSite=Strict cookie instead
+of a header; a cookie counts for a state-changing request only with the matching `X-CSRF-Token`
+header, which only a page the console rendered knows. A bearer header always wins over a cookie.
 """
 
 from __future__ import annotations
