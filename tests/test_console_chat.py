@@ -41,7 +41,8 @@ def ask(browser, message):
     return browser.find(".banner.safeguard", "Validation requise", timeout=30)
 
 
-def test_a_tech_waits_for_approvals_from_the_desk_and_inline_and_sees_a_rejection_without_reloading(chat_stack, browsers, glpi):
+def test_a_tech_waits_for_approvals_from_the_desk_and_inline_and_sees_a_rejection_without_reloading(
+        chat_stack, browsers, glpi):
     # Given the technician and the approver, each in their own browser
     tech, approver = browsers(), browsers()
     tech.login("tech")

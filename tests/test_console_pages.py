@@ -76,7 +76,8 @@ def test_widgets_need_a_session_and_render_for_each_accreditation(app_client, pe
             result = app_client.simulate_get(f"/console/fragments/{name}", cookies={SESSION_COOKIE: who.token})
             assert result.status_code == 200 or (name == "incident" and result.status_code == 404), result.text
             assert "Traceback" not in result.text
-    assert app_client.simulate_get("/console/fragments/nope", cookies={SESSION_COOKIE: people.tech.token}).status_code == 404
+    unknown = app_client.simulate_get("/console/fragments/nope", cookies={SESSION_COOKIE: people.tech.token})
+    assert unknown.status_code == 404
 
 
 def test_the_desk_masks_secret_links_and_only_approvers_see_the_audit_and_decision_buttons(app_client, people):
@@ -99,7 +100,8 @@ def test_the_desk_masks_secret_links_and_only_approvers_see_the_audit_and_decisi
     none = app_client.simulate_get("/console/fragments/audit?tool=ad_unlock_account",
                                    cookies={SESSION_COOKIE: people.approver.token}).text
     assert "Aucune entrée" in none
-    bad = app_client.simulate_get("/console/fragments/audit?since=hier", cookies={SESSION_COOKIE: people.approver.token})
+    bad = app_client.simulate_get("/console/fragments/audit?since=hier",
+                                  cookies={SESSION_COOKIE: people.approver.token})
     assert bad.status_code == 400 and "AAAA-MM-JJ" in bad.text
 
 
