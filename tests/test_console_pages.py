@@ -120,3 +120,34 @@ def test_a_deferred_l4_action_is_listed_with_its_schedule_and_refuse_forms_for_a
     approver = app_client.simulate_get("/console/fragments/deferred",
                                        cookies={SESSION_COOKIE: people.approver.token}).text
     assert "glpi_delete_ticket" in approver and "Planifier" not in approver
+
+
+def test_an_observium_alert_shows_up_as_an_incident_with_its_diagnosis_ticket_and_timeline(
+        integrated_settings, stub_broker, stub_worker, observium, phibee, glpi, mail_sink, people):
+    from falcon.testing import TestClient
+
+    from tests.conftest import drain
+    from widip import deps as actor_deps
+    from widip.http.app import create_app
+
+    # Given Sentinel took one Observium alert all the way to a diagnosed GLPI ticket (rules provider)
+    settings = integrated_settings.with_overrides(webhook_token="obs-secret", llm_provider="rules")
+    api = TestClient(create_app(settings))
+    actor_deps.configure(settings)
+    tracking = api.simulate_post("/webhook/widip-alertes", json=observium.state.webhook_body(301),
+                                 headers={"Authorization": "obs-secret"}).json["tracking_id"]
+    drain(stub_broker, stub_worker)
+    ticket = api.simulate_get(f"/incidents/{tracking}", headers=people.tech.headers).json["ticket"]["id"]
+    cookies = {SESSION_COOKIE: people.tech.token}
+    # Then the incidents page lists it with a link to its GLPI ticket
+    listed = api.simulate_get("/console/incidents?status=open", cookies=cookies).text
+    assert f"/console/incidents/{tracking}" in listed and f"ticket.form.php?id={ticket}" in listed
+    # And its page tells the story: diagnosis, ticket, timeline, alerts, mails
+    story = api.simulate_get(f"/console/incidents/{tracking}", cookies=cookies)
+    assert story.status_code == 200
+    assert "critique" in story.text and f"n° {ticket}" in story.text and "Chronologie" in story.text
+    assert "opened" in story.text and tracking in story.text and "smtp_send" in story.text
+    # And the supervision page shows it among the recent incidents
+    assert f"/console/incidents/{tracking}" in api.simulate_get("/console/monitoring", cookies=cookies).text
+    missing = api.simulate_get("/console/incidents/ALT-nope", cookies=cookies)
+    assert missing.status_code == 404 and "Introuvable" in missing.text
