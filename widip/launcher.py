@@ -143,6 +143,7 @@ def _ingest_runbooks(values: dict[str, str]) -> None:
 def banner(values: dict[str, str], env_file: Path) -> str:
     web = f"http://{values['WIDIP_BIND']}"
     lines = ["", "widip is starting:",
+             f"  console        {web}/   (log in with a demo login below)",
              f"  API            {web}   (ready: {web}/ready, docs: {web}/openapi.json)",
              f"  metrics        {web}/metrics",
              f"  PostgreSQL     {values['DATABASE_URL']}",

@@ -3,10 +3,16 @@
 The middleware only finds out who is calling (`req.context.caller`, a Caller or None); it never
 rejects, so public endpoints stay public. Resources decide with `require_user`, `require_scope` or
 `require_caller`, which raise widip.errors types mapped centrally to 401/403.
+
+Browsers (the console) send the same session token in an HttpOnly, SameSite=Strict cookie instead
+of a header; a cookie counts for a state-changing request only with the matching `X-CSRF-Token`
+header, which only a page the console rendered knows. A bearer header always wins over a cookie.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import logging
 
 import psycopg
@@ -21,7 +27,13 @@ from widip.functions.identity import caller_for_user  # noqa: F401  (re-exported
 logger = logging.getLogger(__name__)
 
 __all__ = ["Authenticate", "bearer_token", "require_user", "require_scope", "require_caller",
-           "caller_for_user", "access_for", "AccessRights"]
+           "caller_for_user", "access_for", "AccessRights", "SESSION_COOKIE", "CSRF_HEADER", "csrf_token"]
+
+#: The console's cookie: a user session token (never a service token), HttpOnly and SameSite=Strict.
+SESSION_COOKIE = "widip_session"
+#: The header a cookie-authenticated POST/PUT/PATCH/DELETE must carry (see csrf_token).
+CSRF_HEADER = "X-CSRF-Token"
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 def bearer_token(req) -> str | None:
@@ -31,6 +43,24 @@ def bearer_token(req) -> str | None:
     if scheme.lower() != "bearer" or not token.strip():
         return None
     return token.strip()
+
+
+def csrf_token(session_token: str) -> str:
+    """The anti-CSRF token of a session: derived from the secret cookie, so another site cannot know it."""
+    return hashlib.sha256(b"widip-csrf:" + session_token.encode()).hexdigest()
+
+
+def _cookie_token(req) -> str | None:
+    """The session cookie's token when it may authenticate this request, else None (and why, in context)."""
+    token = req.cookies.get(SESSION_COOKIE)
+    if not token or not token.startswith(identity.SESSION_PREFIX):
+        return None
+    if req.method not in _SAFE_METHODS:
+        sent = req.get_header(CSRF_HEADER) or ""
+        if not hmac.compare_digest(sent.encode(), csrf_token(token).encode()):
+            req.context.csrf_rejected = True
+            return None
+    return token
 
 
 class Authenticate:
@@ -49,9 +79,12 @@ class Authenticate:
         req.context.auth_token_id = None
         req.context.auth_kind = None
         req.context.auth_unavailable = False
+        req.context.csrf_rejected = False
 
     def process_resource(self, req, resp, resource, params):
-        token = bearer_token(req) if resource is not None else None
+        if resource is None:
+            return
+        token = bearer_token(req) or _cookie_token(req)
         if token is None:
             return
         try:
@@ -75,6 +108,8 @@ def _caller(req) -> Caller | None:
     caller = getattr(req.context, "caller", None)
     if caller is None and getattr(req.context, "auth_unavailable", False):
         raise Unavailable("database", "cannot check credentials right now; retry shortly")
+    if caller is None and getattr(req.context, "csrf_rejected", False):
+        raise Forbidden(f"a session cookie needs the {CSRF_HEADER} header of the page it came from; reload the page")
     return caller
 
 

@@ -49,8 +49,12 @@ def record(conn: Connection, *, actor: str, action: str, actor_user_id: int | No
 
 
 def search(conn: Connection, *, tool: str | None = None, user: str | None = None, since=None,
-           limit: int = 200) -> list[dict]:
+           outcome: str | None = None, limit: int = 200) -> list[dict]:
+    """Newest first; `outcome` matches the action (approved, executed, …) or the recorded outcome."""
     clauses, params = [], []
+    if outcome:
+        clauses.append("(action = %s OR outcome = %s)")
+        params.extend((outcome, outcome))
     if tool:
         clauses.append("tool_name = %s")
         params.append(tool)
