@@ -13,11 +13,12 @@ from typing import Callable
 
 import anyio
 import mcp_types as types
+from jsonschema import Draft202012Validator
 from mcp.server import Server, ServerRequestContext
 from mcp.shared.exceptions import MCPError
 from mcp.shared.jsonrpc_dispatcher import progress_token_from_params
 
-from widip.errors import Forbidden, Invalid, NotFound, Unauthorized
+from widip.errors import Forbidden, Invalid, NotFound
 from widip.functions import db
 from widip.functions.callers import Caller
 from widip.functions.safeguard.direct import propose_direct
@@ -44,8 +45,9 @@ def build_server(pool, settings, who: Callable[[ServerRequestContext], Caller | 
 
     def caller_of(ctx) -> Caller:
         caller = who(ctx)
-        if caller is None:
-            raise Unauthorized("a bearer token is required")
+        if caller is None:  # stdio: the token was revoked or its user disabled since the start
+            raise MCPError(types.INVALID_REQUEST, "the widip token is no longer valid (revoked, expired or "
+                                                  "user disabled)")
         return caller
 
     def offers(caller: Caller) -> list[catalog.Offer]:
@@ -147,8 +149,6 @@ def build_server(pool, settings, who: Callable[[ServerRequestContext], Caller | 
 
 
 def _status_arguments(arguments) -> tuple[str, float]:
-    from widip.functions.tools.registry import Draft202012Validator
-
     if not isinstance(arguments, dict):
         raise Invalid(f"{catalog.STATUS_TOOL}: arguments must be an object")
     problems = sorted(Draft202012Validator(catalog.STATUS_SCHEMA).iter_errors(arguments), key=str)
