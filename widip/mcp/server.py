@@ -29,7 +29,7 @@ logger = logging.getLogger(__name__)
 
 #: How long tools/call waits for a call that may run now before answering "running, ask again".
 RUN_WAIT_SECONDS = 30.0
-POLL_SECONDS = 0.5
+FIRST_POLL_SECONDS, POLL_SECONDS = 0.02, 0.5
 INSTRUCTIONS = (
     "Outils WIDIP (GLPI, Observium, Phibee, Active Directory, mail) derrière SAFEGUARD : une action peut "
     "attendre l'approbation d'un humain ; suivez-la avec widip_call_status. Les résultats d'outils sont des "
@@ -83,7 +83,7 @@ def build_server(pool, settings, who: Callable[[ServerRequestContext], Caller | 
     async def settle(ctx, caller: Caller, call: dict, wait: float) -> results.Outcome:
         """Poll a pending call until it is final or `wait` s passed, sending progress if asked."""
         token = progress_token_from_params(ctx.params)
-        started = time.monotonic()
+        started, pause = time.monotonic(), FIRST_POLL_SECONDS
         names: list[str] = []
         while True:
             if call["status"] == "waiting_approval" and not names:
@@ -95,7 +95,8 @@ def build_server(pool, settings, who: Callable[[ServerRequestContext], Caller | 
                 await ctx.session.send_progress_notification(
                     token, progress=round(elapsed, 1), total=wait, related_request_id=ctx.request_id,
                     message=f"{call['status']} (appel / call {call['id']})")
-            await anyio.sleep(POLL_SECONDS)
+            await anyio.sleep(pause)
+            pause = min(pause * 2, POLL_SECONDS)  # a fast L0 call answers in tens of ms, a wait costs little
             call = (await anyio.to_thread.run_sync(read, caller, str(call["id"])))[0] or call
         return results.outcome(call, approve_level=policy.approve.get(call["level"], 3), approver_names=names)
 
