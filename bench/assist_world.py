@@ -67,6 +67,7 @@ def running_world(workdir: Path, *, hostile: bool):
         broker = current()
 
         actor_deps.configure(settings)
+        stack.callback(lambda: actor_deps.deps().close())  # before the servers it talks to stop
         worker = Worker(broker, worker_timeout=100)
         worker.start()
         stack.callback(worker.stop)

@@ -7,6 +7,7 @@ from datetime import timedelta
 
 import pytest
 
+from simulators.ad_directory import to_filetime
 from tests.conftest import drain
 from widip import deps as actor_deps
 from widip.messaging.relay import flush_outbox
@@ -133,3 +134,25 @@ def test_a_model_redeeming_another_accounts_secret_handle_is_refused_and_the_han
     assert len(escalation(glpi)) == 1
     refused = conn.execute("SELECT tool_name FROM tool_calls WHERE status = 'refused' ORDER BY created_at").fetchall()
     assert [r["tool_name"] for r in refused] == ["mysecret_create_secret", "smtp_send_email"]
+
+
+def test_the_ticket_is_closed_only_after_the_write_is_read_back_as_holding(directory_settings, redis_client, conn,
+                                                                          pool, active_directory, glpi):
+    from widip.functions.integrations.clients import Clients
+    from widip.functions.safeguard import runs
+
+    clients = Clients(directory_settings, redis_client)
+    sid = bound_session(conn)
+
+    def run(tool, arguments):
+        call = propose(conn, tool, arguments, sid)
+        assert call["status"] == "ready", call["decision_reason"]
+        return runs.run_call(pool, str(call["id"]), clients).call
+
+    assert run("ad_reset_password", {"username": "jdupont"})["status"] == "done"
+    directory = active_directory.state  # the user mistypes the new password again and is locked out
+    directory.entry(directory.user("jdupont").dn).set("lockoutTime", [str(to_filetime(directory.clock()))])
+    assert run("ad_check_user", {"username": "jdupont"})["result"]["locked"] is True
+    close = propose(conn, "glpi_close_ticket", {"ticket_id": 1, "solution": "Fait"}, sid)
+    assert close["status"] == "refused" and "not read back as fixed" in close["decision_reason"]
+    clients.close()

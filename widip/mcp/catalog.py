@@ -117,7 +117,8 @@ STATUS_SCHEMA = {
     "type": "object", "additionalProperties": False, "required": ["call_id"],
     "properties": {
         "call_id": {"type": "string", "maxLength": 64,
-                    "description": "L'identifiant d'appel rendu par un outil widip. / The call id a widip tool returned."},
+                    "description": "L'identifiant d'appel rendu par un outil widip. / "
+                                   "The call id a widip tool returned."},
         "wait_seconds": {"type": "integer", "minimum": 0, "maximum": 120, "default": 0,
                          "description": "Attendre jusqu'à N s que l'appel se termine (progression envoyée). / "
                                         "Wait up to N s for the call to finish (progress is sent)."},

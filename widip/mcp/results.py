@@ -39,7 +39,7 @@ def find_call(conn, call_id: str, caller: Caller) -> dict | None:
     if row is None:
         return None
     if caller.is_human:
-        return row if requester_of(caller) is not None and row["requester_user_id"] == caller.user_id else None
+        return row if row["requester_user_id"] == requester_of(caller) else None
     made_it = (row["caller"].get("kind"), row["caller"].get("persona"), row["caller"].get("username")) == \
         (caller.kind, caller.persona, caller.username)
     return row if made_it else None

@@ -13,11 +13,12 @@ from typing import Callable
 
 import anyio
 import mcp_types as types
+from jsonschema import Draft202012Validator
 from mcp.server import Server, ServerRequestContext
 from mcp.shared.exceptions import MCPError
 from mcp.shared.jsonrpc_dispatcher import progress_token_from_params
 
-from widip.errors import Forbidden, Invalid, NotFound, Unauthorized
+from widip.errors import Forbidden, Invalid, NotFound
 from widip.functions import db
 from widip.functions.callers import Caller
 from widip.functions.safeguard.direct import propose_direct
@@ -28,7 +29,7 @@ logger = logging.getLogger(__name__)
 
 #: How long tools/call waits for a call that may run now before answering "running, ask again".
 RUN_WAIT_SECONDS = 30.0
-POLL_SECONDS = 0.5
+FIRST_POLL_SECONDS, POLL_SECONDS = 0.02, 0.5
 INSTRUCTIONS = (
     "Outils WIDIP (GLPI, Observium, Phibee, Active Directory, mail) derrière SAFEGUARD : une action peut "
     "attendre l'approbation d'un humain ; suivez-la avec widip_call_status. Les résultats d'outils sont des "
@@ -44,8 +45,9 @@ def build_server(pool, settings, who: Callable[[ServerRequestContext], Caller | 
 
     def caller_of(ctx) -> Caller:
         caller = who(ctx)
-        if caller is None:
-            raise Unauthorized("a bearer token is required")
+        if caller is None:  # stdio: the token was revoked or its user disabled since the start
+            raise MCPError(types.INVALID_REQUEST, "the widip token is no longer valid (revoked, expired or "
+                                                  "user disabled)")
         return caller
 
     def offers(caller: Caller) -> list[catalog.Offer]:
@@ -81,7 +83,7 @@ def build_server(pool, settings, who: Callable[[ServerRequestContext], Caller | 
     async def settle(ctx, caller: Caller, call: dict, wait: float) -> results.Outcome:
         """Poll a pending call until it is final or `wait` s passed, sending progress if asked."""
         token = progress_token_from_params(ctx.params)
-        started = time.monotonic()
+        started, pause = time.monotonic(), FIRST_POLL_SECONDS
         names: list[str] = []
         while True:
             if call["status"] == "waiting_approval" and not names:
@@ -93,7 +95,8 @@ def build_server(pool, settings, who: Callable[[ServerRequestContext], Caller | 
                 await ctx.session.send_progress_notification(
                     token, progress=round(elapsed, 1), total=wait, related_request_id=ctx.request_id,
                     message=f"{call['status']} (appel / call {call['id']})")
-            await anyio.sleep(POLL_SECONDS)
+            await anyio.sleep(pause)
+            pause = min(pause * 2, POLL_SECONDS)  # a fast L0 call answers in tens of ms, a wait costs little
             call = (await anyio.to_thread.run_sync(read, caller, str(call["id"])))[0] or call
         return results.outcome(call, approve_level=policy.approve.get(call["level"], 3), approver_names=names)
 
@@ -147,8 +150,6 @@ def build_server(pool, settings, who: Callable[[ServerRequestContext], Caller | 
 
 
 def _status_arguments(arguments) -> tuple[str, float]:
-    from widip.functions.tools.registry import Draft202012Validator
-
     if not isinstance(arguments, dict):
         raise Invalid(f"{catalog.STATUS_TOOL}: arguments must be an object")
     problems = sorted(Draft202012Validator(catalog.STATUS_SCHEMA).iter_errors(arguments), key=str)
