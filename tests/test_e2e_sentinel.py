@@ -46,7 +46,7 @@ def world(stack, glpi, observium, phibee, ollama, tmp_path, people):
            "PHIBEE_API_TOKEN": phibee_sim.DEFAULT_TOKEN, "SMTP_HOST": sink.host, "SMTP_PORT": str(sink.port),
            "SMTP_USE_TLS": "none", "ALERT_MAIL_RECIPIENTS": "astreinte@widip.fr", "WEBHOOK_TOKEN": TOKEN,
            "LLM_PROVIDER": "ollama", "OLLAMA_HOST": ollama[1], "LLM_TIMEOUT_SECONDS": "10",
-           "INTEGRATION_TIMEOUT_SECONDS": "3"}
+           "INTEGRATION_TIMEOUT_SECONDS": "3", "SENTINEL_HOLD_SECONDS": "3", "SENTINEL_BATCH_SECONDS": "3"}
     stack.env.update(env)
     stack.start("web", "worker", "llm")
     client = httpx.Client(base_url=stack.url, timeout=10)

@@ -41,6 +41,17 @@ def main(argv: list[str] | None = None) -> int:
     token = sub.add_parser("service-token", help="create a scoped service token (printed once)")
     token.add_argument("name")
     token.add_argument("--scope", action="append", required=True, help="e.g. webhook:observium, frontend")
+    inv = sub.add_parser("inventory", help="import the estate: device → site, client, GLPI entity, operator line")
+    inv.add_argument("action", choices=["import"])
+    inv.add_argument("path", help="CSV file (hostname,device_id,site,sub_location,client,glpi_entity_id,widip,role,"
+                                  "operator,service_ref,technology)")
+    sentinel = sub.add_parser("sentinel", help="replay recorded Observium deliveries against a running deployment")
+    sentinel.add_argument("action", choices=["replay"])
+    sentinel.add_argument("path", help="JSON lines: {\"at\": seconds or ISO time, \"body\": {...}} per delivery")
+    sentinel.add_argument("--speed", type=float, default=1.0, help="time compression (60: an hour in a minute)")
+    sentinel.add_argument("--keep-times", action="store_true",
+                          help="send the recorded ALERT_UNIXTIME (a deployment that saw them de-duplicates them)")
+    sentinel.add_argument("--url", default=None, help="webhook URL (default: $WIDIP_URL/webhook/widip-alertes)")
     sims = sub.add_parser("simulators", help="run the local simulators of GLPI, Observium, … for the demo")
     sims.add_argument("--env-file", default=None, help="write the simulators' URLs and tokens here")
     args = parser.parse_args(argv)
@@ -137,6 +148,32 @@ def cmd_scheduler(args) -> int:
             time.sleep(5)
 
 
+def cmd_inventory(args) -> int:
+    from widip.functions.sentinel import inventory
+
+    from widip.errors import Invalid
+
+    settings, conn = _connect()
+    try:
+        with conn:
+            report = inventory.import_csv(conn, args.path, source=f"import:{Path(args.path).name}")
+    except Invalid as exc:
+        print(f"widip: inventory not imported: {exc.message}", file=sys.stderr)
+        return 1
+    print(f"inventory imported: {report}")
+    return 0
+
+
+def cmd_sentinel(args) -> int:
+    from widip.functions.sentinel import replay
+
+    url = args.url or os.environ.get("WIDIP_URL", "http://127.0.0.1:8000").rstrip("/") + "/webhook/widip-alertes"
+    report = replay.replay_file(args.path, url=url, token=os.environ.get("WEBHOOK_TOKEN", ""), speed=args.speed,
+                                keep_times=args.keep_times)
+    print(f"replayed: {report}")
+    return 0 if not report["errors"] else 1
+
+
 def cmd_simulators(args) -> int:
     from simulators import demo_stack
 
@@ -147,6 +184,7 @@ COMMANDS = {
     "migrate": cmd_migrate, "up": cmd_up, "demo": cmd_demo,
     "scheduler": cmd_scheduler, "simulators": cmd_simulators, "access-matrix": cmd_access_matrix,
     "create-admin": cmd_create_admin, "service-token": cmd_service_token,
+    "inventory": cmd_inventory, "sentinel": cmd_sentinel,
 }
 
 if __name__ == "__main__":  # pragma: no cover

@@ -29,8 +29,9 @@ from widip.functions.sentinel import alerts, diagnosis, notifier, pipeline, trac
 logger = logging.getLogger(__name__)
 
 DIAGNOSIS_KIND = "sentinel_diagnosis"
-#: Hold before diagnosing a new incident: devices of the same outage arriving meanwhile are in the ticket.
-CORRELATION_HOLD_MS = 3_000
+#: Hold before diagnosing a new incident: devices of the same outage arriving meanwhile are in the ticket
+#: (SENTINEL_HOLD_SECONDS); later ones are batched into one follow-up (notifier.ADDITIONS_BATCH).
+CORRELATION_HOLD_MS = int(float(os.environ.get("SENTINEL_HOLD_SECONDS") or 30) * 1000)
 #: A re-send of a stuck diagnosis or notification at most this often per incident.
 RESEND_GUARD_SECONDS = 300
 
@@ -79,8 +80,9 @@ def process_alert(alert_id: int) -> dict:
         raise
     if result.diagnose:
         start_diagnosis.send_with_options(args=(result.incident_id,), delay=CORRELATION_HOLD_MS)
-    if result.sync:
-        sync_incident.send(result.incident_id)
+    if result.sync:  # after the batching delay: the last device of a burst posts the whole batch
+        sync_incident.send_with_options(args=(result.incident_id,),
+                                        delay=int(notifier.ADDITIONS_BATCH.total_seconds() * 1000) + 500)
     return {"alert_id": alert_id, "outcome": result.outcome, "incident_id": result.incident_id}
 
 

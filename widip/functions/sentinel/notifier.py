@@ -24,12 +24,13 @@ the run ("Validation & log").
 from __future__ import annotations
 
 import logging
+import os
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 
 from widip.errors import IntegrationError, Unavailable
-from widip.functions import outbox
+from widip.functions import clock, outbox
 from widip.functions.integrations import circuit
 from widip.functions.safeguard import runs as tool_runs
 from widip.functions.callers import system_persona
@@ -37,6 +38,7 @@ from widip.functions.db import transaction
 from widip.functions.safeguard import calls
 from widip.functions.safeguard.policy import Policy
 from widip.functions.sentinel import incidents, texts
+from widip.functions.sentinel.diagnosis import claim_inline
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +48,8 @@ ENTITY_TTL_SECONDS, ENTITY_MISS_TTL_SECONDS = 86_400, 600
 #: A notification requested longer ago than the notify actor's time limit (120 s) but never mailed has
 #: stopped (killed during the GLPI call); younger, it may still be running: do not mail without its ticket.
 UNFINISHED_AFTER = timedelta(seconds=150)
+#: Late devices are announced together once none joined for this long (SENTINEL_BATCH_SECONDS).
+ADDITIONS_BATCH = timedelta(seconds=int(os.environ.get("SENTINEL_BATCH_SECONDS") or 60))
 
 
 @dataclass(frozen=True)
@@ -96,7 +100,7 @@ def notify(pool, redis, clients, settings, incident_id: int, *, policy: Policy, 
     Two commits: the ticket request (`notified_at`), then the team mail and log (`mailed_at`). A run that
     died in between (time limit or kill during the inline GLPI call) is finished by the next `notify`.
     """
-    now = now or datetime.now(timezone.utc)
+    now = now or clock.now()
     with transaction(pool) as conn:
         incident = incidents.get_incident(conn, incident_id)
         if (incident is not None and incident["notified_at"] is not None and incident["mailed_at"] is None
@@ -107,7 +111,9 @@ def notify(pool, redis, clients, settings, incident_id: int, *, policy: Policy, 
         if incident["diagnosis"] is None:
             return Notified(incident_id, "not_diagnosed")
     degraded = not circuit.glpi_available(redis)
-    entity = resolve_entity(redis, clients, incident["client"], ask_glpi=not degraded)
+    entity = incident["glpi_entity_id"]  # from the inventory; else the GLPI entity named like the client
+    if entity is None:
+        entity = resolve_entity(redis, clients, incident["client"], ask_glpi=not degraded)
     notificateur = system_persona("notificateur")
     ticket_call = call_id(incident_id, "ticket")
     with transaction(pool) as conn:
@@ -127,8 +133,7 @@ def notify(pool, redis, clients, settings, incident_id: int, *, policy: Policy, 
         incidents.link_call(conn, incident_id, ticket_call, "ticket")
         inline = call["status"] == "ready" and not degraded
         if inline:
-            conn.execute("UPDATE outbox SET status = 'sent', sent_at = now() WHERE dedup_key = %s "
-                         "AND status = 'pending'", (f"run:{ticket_call}",))
+            claim_inline(conn, ticket_call)
         conn.execute("UPDATE incidents SET notified_at = %s, degraded = %s, ticket_call_id = %s, glpi_entity_id = %s "
                      "WHERE id = %s", (now, degraded, ticket_call, entity, incident_id))
         conn.execute("UPDATE incident_members SET announced = true WHERE incident_id = %s", (incident_id,))
@@ -277,8 +282,13 @@ def count_error() -> None:
     WORKFLOW_ERROR.labels(workflow="proactif").inc()
 
 
-def sync(pool, incident_id: int, *, policy: Policy, approval_ttl: timedelta) -> list[str]:
-    """Record the ticket id once created; post due follow-ups (late devices, flapping, recovery). Idempotent."""
+def sync(pool, incident_id: int, *, policy: Policy, approval_ttl: timedelta, now: datetime | None = None) -> list[str]:
+    """Record the ticket id once created; post due follow-ups (late devices, flapping, recovery). Idempotent.
+
+    Late devices are batched: their follow-up waits until none joined for ADDITIONS_BATCH (or the
+    incident recovered), so an outage spreading over minutes adds one consolidated follow-up, not one
+    per device."""
+    now = now or clock.now()
     posted: list[str] = []
     with transaction(pool) as conn:
         incident = incidents.get_incident(conn, incident_id, lock=True)
@@ -299,7 +309,8 @@ def sync(pool, incident_id: int, *, policy: Policy, approval_ttl: timedelta) -> 
         ticket_id = int(incident["ticket_id"])
         members = incidents.members(conn, incident_id)
         late = [m for m in members if not m["announced"]]
-        if late:
+        settled = incident["status"] == "recovered" or all(now - m["first_seen"] >= ADDITIONS_BATCH for m in late)
+        if late and settled:
             _followup(conn, incident, ticket_id, f"additions:{max(m['id'] for m in late)}",
                       texts.additions_followup(late), policy, approval_ttl)
             conn.execute("UPDATE incident_members SET announced = true WHERE id = ANY(%s)", ([m["id"] for m in late],))
@@ -337,7 +348,7 @@ def needing_attention(conn, *, now: datetime | None = None, limit: int = 200) ->
     """Incidents whose next step seems lost (no diagnosis, not notified, notified but never mailed) or that
     have something for `sync` to do. An incident whose ticket call ended without a ticket is synced once
     (which records it as failed: `ticket_failed_at`, a timeline event) and then left out for good."""
-    now = now or datetime.now(timezone.utc)
+    now = now or clock.now()
     stale = now - timedelta(minutes=2)
     undiagnosed = conn.execute("SELECT id FROM incidents WHERE diagnosis IS NULL AND opened_at < %s ORDER BY id "
                                "LIMIT %s", (stale, limit)).fetchall()
