@@ -48,3 +48,4 @@ ALTER TABLE incidents ADD COLUMN scope text;                 -- site | client | 
 ALTER TABLE incidents ADD COLUMN evidence jsonb;             -- [{"source", "fact"}] gathered for the diagnosis
 ALTER TABLE incident_members ADD COLUMN operator text;
 ALTER TABLE incident_members ADD COLUMN role text;
+ALTER TABLE incident_members ADD COLUMN service_ref text;       -- the operator line behind an access device

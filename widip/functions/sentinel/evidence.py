@@ -77,6 +77,10 @@ def _site_lines(mapped: list[dict], members: list[dict]) -> list[dict]:
     for row in mapped:
         for line in row.get("site_lines") or ():
             seen.setdefault(line["service_ref"], {**line, "site": row["site"]})
+    for member in members:
+        if member.get("service_ref") and member.get("operator"):
+            seen.setdefault(member["service_ref"], {"service_ref": member["service_ref"], "site": member["site"],
+                                                    "operator": member["operator"], "technology": None})
     return list(seen.values())[:MAX_LINES]
 
 

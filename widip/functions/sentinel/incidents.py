@@ -138,12 +138,12 @@ def _correlate_or_open(conn: Connection, tracking_id: str, alert: AlertFacts, de
               alert=tracking_id)
     conn.execute(
         "INSERT INTO incident_members (incident_id, member_key, device_id, hostname, ip_address, site, client, "
-        "entity, condition, first_seen, last_seen, operator, role) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, "
-        "%s, %s) ON CONFLICT (incident_id, member_key) DO UPDATE SET recovered_at = NULL, "
+        "entity, condition, first_seen, last_seen, operator, role, service_ref) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, "
+        "%s, %s, %s, %s, %s, %s) ON CONFLICT (incident_id, member_key) DO UPDATE SET recovered_at = NULL, "
         "last_seen = EXCLUDED.last_seen, occurrences = incident_members.occurrences + 1",
         (incident["id"], alert.member_key, alert.device_id, alert.hostname, device.get("ip"), site, client,
          f"{alert.entity_type}:{alert.entity_name or alert.entity_id or alert.hostname}"[:500], alert.condition,
-         now, now, operator, device.get("role")))
+         now, now, operator, device.get("role"), device.get("service_ref")))
     notified = incident["notified_at"] is not None
     return Assignment(outcome, incident["id"], needs_diagnosis=outcome == "opened", needs_sync=notified)
 
