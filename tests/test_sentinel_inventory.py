@@ -193,3 +193,17 @@ def test_widip_inventory_import_loads_a_file_and_reports_a_bad_one(settings, tmp
     assert "'devices': 3" in capsys.readouterr().out
     assert cli.main(["inventory", "import", str(bad)]) == 1
     assert "line 2: role must be one of" in capsys.readouterr().err
+
+
+def test_the_observium_sync_adds_unmapped_devices_with_their_glpi_entity_and_keeps_imported_rows(env, observium, glpi):
+    with db.transaction(env.pool) as conn:
+        inventory.upsert_device(conn, "cpe-stjoseph-ftth.widip.net", {
+            "site": "EHPAD Saint-Joseph - Vienne", "client": "Groupe Saint-Joseph", "glpi_entity_id": 3,
+            "role": "access", "operator": "phibee", "service_ref": "FTTH-VIENNE-00789"}, source="import")
+        report = inventory.sync_observium(conn, env.clients)
+        kept = inventory.lookup(conn, device_id=None, hostname="cpe-stjoseph-ftth.widip.net")
+        firewall = inventory.lookup(conn, device_id="103", hostname=None)
+    assert report["added"] == len(observium_sim.DEMO_DEVICES) - 1
+    assert kept["client"] == "Groupe Saint-Joseph" and kept["service_ref"] == "FTTH-VIENNE-00789"
+    assert firewall["site"] == "EHPAD Les Tilleuls - Lyon" and firewall["client"] == "EHPAD Les Tilleuls"
+    assert firewall["glpi_entity_id"] == 1 and firewall["role"] == "firewall"

@@ -36,8 +36,9 @@ def recording(tmp_path, entries) -> str:
 
 
 def test_a_replay_keeps_the_relative_timing_divided_by_the_speed_and_every_delivery_is_new(served, tmp_path, conn):
-    first, second = body_for(1), body_for(2)
-    path = recording(tmp_path, [{"at": 1000, "body": first}, {"at": 1006, "body": second}, second])
+    first, second = body_for(1), body_for(2)  # both notified at T0 (their ALERT_UNIXTIME)
+    start = float(first["ALERT_UNIXTIME"])
+    path = recording(tmp_path, [{"at": start, "body": first}, {"at": start + 6, "body": second}, second])
     started = time.monotonic()
     report = replay.replay_file(path, url=served, token=TOKEN, speed=3)
     elapsed = time.monotonic() - started

@@ -42,8 +42,8 @@ def main(argv: list[str] | None = None) -> int:
     token.add_argument("name")
     token.add_argument("--scope", action="append", required=True, help="e.g. webhook:observium, frontend")
     inv = sub.add_parser("inventory", help="import the estate: device → site, client, GLPI entity, operator line")
-    inv.add_argument("action", choices=["import"])
-    inv.add_argument("path", help="CSV file (hostname,device_id,site,sub_location,client,glpi_entity_id,widip,role,"
+    inv.add_argument("action", choices=["import", "sync"], help="import a CSV, or add Observium's unmapped devices")
+    inv.add_argument("path", nargs="?", help="CSV file (hostname,device_id,site,sub_location,client,glpi_entity_id,widip,role,"
                                   "operator,service_ref,technology)")
     sentinel = sub.add_parser("sentinel", help="replay recorded Observium deliveries against a running deployment")
     sentinel.add_argument("action", choices=["replay"])
@@ -154,6 +154,16 @@ def cmd_inventory(args) -> int:
     from widip.errors import Invalid
 
     settings, conn = _connect()
+    if args.action == "sync":
+        from widip import deps as process_deps
+
+        with conn:
+            report = inventory.sync_observium(conn, process_deps.deps().clients)
+        print(f"inventory synced from Observium: {report}")
+        return 0
+    if not args.path:
+        print("widip: inventory import needs a CSV file", file=sys.stderr)
+        return 2
     try:
         with conn:
             report = inventory.import_csv(conn, args.path, source=f"import:{Path(args.path).name}")

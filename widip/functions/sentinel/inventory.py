@@ -6,7 +6,9 @@ from the alert text. One CSV row per device (`widip inventory import FILE.csv`, 
     hostname,device_id,site,sub_location,client,glpi_entity_id,widip,role,operator,service_ref,technology
 
 Rows upsert clients (by name), sites (by name), operator lines (by service_ref) and devices (by
-hostname). A device not in the inventory still works with what its alert says: its location is parsed
+hostname). `sync_observium` (`widip inventory sync`) enriches it: every Observium device not yet
+mapped is added from its location (site + sub-location, client), its type (role) and, when GLPI knows
+an entity named like the client, that entity; rows ops imported or PUT are never overwritten. A device not in the inventory still works with what its alert says: its location is parsed
 into site + sub-location ("EHPAD X - Ville / local technique RDC") and its client is the part before
 " - "; such devices are listed by `unmapped` for ops to map.
 """
@@ -197,6 +199,44 @@ def unmapped(conn: Connection, *, now: datetime, days: int = 7, limit: int = 100
         "GROUP BY a.hostname ORDER BY count(*) DESC, a.hostname LIMIT %s",
         (now - timedelta(days=days), limit)).fetchall()
     return [{**r, "last_seen": r["last_seen"].isoformat()} for r in rows]
+
+
+_TYPE_ROLES = {"firewall": "firewall", "wireless": "wifi", "power": "ups", "environment": "sensor", "server": "server"}
+
+
+def sync_observium(conn: Connection, clients, *, ask_glpi: bool = True) -> dict:
+    """Add every Observium device the inventory lacks (see module doc); a report of what was added."""
+    known = {r["hostname"].lower() for r in conn.execute("SELECT hostname FROM inventory_devices").fetchall()}
+    entities: dict[str, int | None] = {}
+    added, skipped = 0, 0
+    for device in clients.observium.list_devices():
+        if device.hostname.lower() in known:
+            continue
+        site, room, client = parse_location(device.location)
+        if not site:
+            skipped += 1
+            continue
+        mapped_site = site_named(conn, site)  # a site ops already placed keeps its client and entity
+        if mapped_site:
+            client = mapped_site["client"]
+            entities.setdefault(client.lower(), mapped_site["glpi_entity_id"])
+        if ask_glpi and client.lower() not in entities:
+            entities[client.lower()] = _glpi_entity(clients, client)
+        upsert_device(conn, device.hostname, {
+            "device_id": str(device.id), "site": site, "sub_location": room, "client": client,
+            "glpi_entity_id": entities.get(client.lower()), "role": _TYPE_ROLES.get(device.device_type or "", "other")},
+            source="observium")
+        added += 1
+    return {"added": added, "without_location": skipped, "already_mapped": len(known)}
+
+
+def _glpi_entity(clients, client: str) -> int | None:
+    from widip.errors import IntegrationError
+
+    try:
+        return clients.glpi.find_entity(client)
+    except IntegrationError:
+        return None
 
 
 def _normalise(row: dict, where: str) -> dict:
