@@ -207,3 +207,13 @@ def test_the_observium_sync_adds_unmapped_devices_with_their_glpi_entity_and_kee
     assert kept["client"] == "Groupe Saint-Joseph" and kept["service_ref"] == "FTTH-VIENNE-00789"
     assert firewall["site"] == "EHPAD Les Tilleuls - Lyon" and firewall["client"] == "EHPAD Les Tilleuls"
     assert firewall["glpi_entity_id"] == 1 and firewall["role"] == "firewall"
+
+
+def test_monitoring_lists_alerting_devices_missing_from_the_inventory(env, estate):
+    from widip.functions import monitoring
+
+    ingest(env, body(9500, "sw-orphan.example.net", "Client O - Site", at=T0), T0)
+    ingest(env, body(7002, "sw-lilas.widip.net", "EHPAD Les Lilas - Nantes / 1er étage"))
+    report = monitoring.snapshot(env.pool, env.redis, now=(T0 + timedelta(minutes=5)).timestamp())
+    assert [d["hostname"] for d in report["sentinel"]["unmapped_devices"]] == ["sw-orphan.example.net"]
+    assert any("missing from the inventory" in p["what"] for p in monitoring.problems(report))
