@@ -134,3 +134,18 @@ def test_the_schema_rejects_unknown_responsibilities_and_missing_fields():
     with pytest.raises(Exception):
         diagnosis.validate({k: v for k, v in GOOD.items() if k != "summary"})
     assert diagnosis.validate({**GOOD, "confidence": 0.9}) == GOOD
+
+
+def test_the_model_sees_the_same_evidence_and_the_rules_decide_when_it_is_unsure(env, observium, phibee, ollama):
+    state, url = ollama
+    state.reset()
+    unsure = {**GOOD, "responsibility": "INCONNU", "summary": "Je ne sais pas."}
+    state.push([{"text": json.dumps(unsure)}])
+    provider = provider_for(env.settings.with_overrides(llm_provider="ollama", ollama_host=url))
+    outcome = run(env, provider, opened(env, observium, 301))
+    first = next(m["content"] for m in state.requests[0]["body"]["messages"] if m["role"] == "user")
+    assert '"source": "phibee"' in first and "operator_incident" in first  # evidence handed to the model
+    assert outcome.source == "rules" and outcome.diagnosis["responsibility"] == "OPERATEUR"
+    with db.transaction(env.pool) as conn:
+        fallback = [e for e in events_after(conn, outcome.session_id) if e.get("fallback")]
+    assert fallback and "INCONNU" in fallback[-1]["message"]
