@@ -178,8 +178,14 @@ def cmd_sentinel(args) -> int:
     from widip.functions.sentinel import replay
 
     url = args.url or os.environ.get("WIDIP_URL", "http://127.0.0.1:8000").rstrip("/") + "/webhook/widip-alertes"
-    report = replay.replay_file(args.path, url=url, token=os.environ.get("WEBHOOK_TOKEN", ""), speed=args.speed,
-                                keep_times=args.keep_times)
+    from widip.errors import Invalid
+
+    try:
+        report = replay.replay_file(args.path, url=url, token=os.environ.get("WEBHOOK_TOKEN", ""), speed=args.speed,
+                                    keep_times=args.keep_times)
+    except (Invalid, OSError) as exc:
+        print(f"widip: nothing replayed: {getattr(exc, 'message', exc)}", file=sys.stderr)
+        return 2
     print(f"replayed: {report}")
     return 0 if not report["errors"] else 1
 
