@@ -28,6 +28,7 @@ ROLES = ("access", "firewall", "switch", "wifi", "ups", "sensor", "core", "serve
 COLUMNS = ("hostname", "device_id", "site", "sub_location", "client", "glpi_entity_id", "widip", "role",
            "operator", "service_ref", "technology")
 MAX_ROWS = 50_000
+MAX_ENTITY_ID = 2_147_483_647  # GLPI ids are 32-bit integers
 _SUB_SEPARATOR = " / "
 _CLIENT_SEPARATOR = " - "
 
@@ -38,7 +39,7 @@ DEVICE_SCHEMA = {
         "site": {"type": "string", "minLength": 1, "maxLength": 255},
         "sub_location": {"type": ["string", "null"], "maxLength": 255},
         "client": {"type": "string", "minLength": 1, "maxLength": 255},
-        "glpi_entity_id": {"type": ["integer", "null"], "minimum": 0},
+        "glpi_entity_id": {"type": ["integer", "null"], "minimum": 0, "maximum": MAX_ENTITY_ID},
         "widip": {"type": "boolean"},
         "role": {"enum": list(ROLES)},
         "operator": {"type": ["string", "null"], "maxLength": 64},
@@ -253,8 +254,8 @@ def _normalise(row: dict, where: str) -> dict:
             entity = int(entity)
         except (TypeError, ValueError):
             raise Invalid(f"{where}glpi_entity_id must be an integer") from None
-        if entity < 0:
-            raise Invalid(f"{where}glpi_entity_id must be >= 0")
+        if not 0 <= entity <= MAX_ENTITY_ID:
+            raise Invalid(f"{where}glpi_entity_id must be between 0 and {MAX_ENTITY_ID}")
     widip = data.get("widip")
     if isinstance(widip, str):
         widip = widip.lower() in ("1", "true", "yes", "oui")
