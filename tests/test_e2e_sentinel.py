@@ -46,7 +46,7 @@ def world(stack, glpi, observium, phibee, ollama, tmp_path, people):
            "PHIBEE_API_TOKEN": phibee_sim.DEFAULT_TOKEN, "SMTP_HOST": sink.host, "SMTP_PORT": str(sink.port),
            "SMTP_USE_TLS": "none", "ALERT_MAIL_RECIPIENTS": "astreinte@widip.fr", "WEBHOOK_TOKEN": TOKEN,
            "LLM_PROVIDER": "ollama", "OLLAMA_HOST": ollama[1], "LLM_TIMEOUT_SECONDS": "10",
-           "INTEGRATION_TIMEOUT_SECONDS": "3"}
+           "INTEGRATION_TIMEOUT_SECONDS": "3", "SENTINEL_HOLD_SECONDS": "3", "SENTINEL_BATCH_SECONDS": "3"}
     stack.env.update(env)
     stack.start("web", "worker", "llm")
     client = httpx.Client(base_url=stack.url, timeout=10)
@@ -168,3 +168,36 @@ def test_an_alert_accepted_while_redis_is_down_is_processed_later(stack, integra
     drain(stub_broker, stub_worker)
     assert conn.execute("SELECT status, outcome FROM alerts").fetchone() == {"status": "processed", "outcome": "opened"}
     assert len(sentinel_tickets(glpi)) == 1
+
+
+def test_the_demo_story_replayed_names_its_causes_with_evidence_when_the_model_answers_nonsense(
+        world, glpi, observium, ollama, people, conn, tmp_path, monkeypatch):
+    """On real processes with the demo inventory: `widip sentinel replay` posts the demo's two outages; the model's
+    answers are invalid, so the rules decide from the evidence; each ticket lands in its client's GLPI entity with a
+    diagnosis other than INCONNU and its evidence, also shown by /incidents/{id}."""
+    from widip import cli
+    from widip.functions import seeding
+
+    stack, client, _ = world
+    seeding.seed_demo_inventory(conn)
+    ollama[0].push([{"text": "Aucune idée."}] * 4)  # invalid twice per incident: the rules conclude
+    recorded = tmp_path / "demo.jsonl"
+    recorded.write_text("\n".join(json.dumps({"at": at, "body": observium.state.webhook_body(device)})
+                                  for at, device in ((0, 301), (1.5, 204))) + "\n", encoding="utf-8")
+    monkeypatch.setenv("WEBHOOK_TOKEN", TOKEN)
+    assert cli.main(["sentinel", "replay", str(recorded), "--speed", "3", "--url",
+                     stack.url + "/webhook/widip-alertes"]) == 0
+    tickets = poll(lambda: sentinel_tickets(glpi), lambda t: len(t) == 2, timeout=90)
+    by_entity = {t["entities_id"]: t for t in tickets}
+    assert set(by_entity) == {2, 3}  # Clinique du Parc, EHPAD Saint-Joseph: the clients' own entities
+    assert "[phibee] incident collectif" in by_entity[3]["content"]
+    stories = {}
+    for row in conn.execute("SELECT tracking_id, client FROM incidents").fetchall():
+        stories[row["client"]] = poll(lambda: client.get(f"/incidents/{row['tracking_id']}",
+                                                         headers=people.tech.headers).json(),
+                                      lambda s: s["diagnosis"], timeout=30)
+    assert stories["EHPAD Saint-Joseph"]["diagnosis"]["responsibility"] == "OPERATEUR"
+    assert stories["Clinique du Parc"]["diagnosis"]["responsibility"] == "CLIENT"
+    for story in stories.values():
+        assert story["incident"]["diagnosis_source"] == "rules"
+        assert {"phibee", "inventaire"} <= {fact["source"] for fact in story["evidence"]["facts"]}

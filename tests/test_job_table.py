@@ -68,3 +68,11 @@ def test_the_web_app_imports_no_actor_module():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          env={"WIDIP_BROKER": "stub", "PATH": "/usr/bin:/bin"}, cwd=PROJECT_ROOT)
     assert out.stdout.strip() == "[]"
+
+
+def test_every_tick_is_declared_with_the_schedule_of_the_table():
+    broker = current()
+    declared = {name: str(broker.get_actor(name).options["periodic"]) for name in broker.get_declared_actors()
+                if broker.get_actor(name).options.get("periodic")}
+    assert declared == {job.name: job.cron for job in job_table.periodic_jobs()}
+    assert all(job.queue == job_table.TICKS for job in job_table.periodic_jobs())

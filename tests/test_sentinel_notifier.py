@@ -96,14 +96,17 @@ def test_glpi_down_holds_the_ticket_in_the_outbox_and_the_mail_says_it_is_pendin
         assert conn.execute("SELECT ticket_id FROM incident_logs").fetchone()["ticket_id"] == str(tickets[0]["id"])
 
 
-def test_late_devices_and_the_recovery_become_follow_ups_on_the_same_ticket(env, observium, phibee, glpi):
+def test_late_devices_are_batched_and_the_recovery_becomes_follow_ups_on_the_same_ticket(env, observium, phibee, glpi):
     incident_id = diagnosed(env, observium)
     ticket_id = notify(env, incident_id).ticket_id
     now = datetime.now(timezone.utc)
     observium.state.set_down(303, since_seconds=60)
     late = ingest(env, observium.state.webhook_body(303, now=now.timestamp()), now)
     assert late.outcome == "correlated" and late.sync and late.incident_id == incident_id
-    assert notifier.sync(env.pool, incident_id, policy=env.policy, approval_ttl=env.ttl) == ["additions"]
+    # Batched: nothing while devices may still be joining, then one follow-up for all of them.
+    assert notifier.sync(env.pool, incident_id, policy=env.policy, approval_ttl=env.ttl, now=now) == []
+    assert notifier.sync(env.pool, incident_id, policy=env.policy, approval_ttl=env.ttl,
+                         now=now + notifier.ADDITIONS_BATCH) == ["additions"]
     for device_id in (301, 303):
         observium.state.set_up(device_id)
         ingest(env, observium.state.webhook_body(device_id, "RECOVER", now=now.timestamp() + 60), now)

@@ -137,3 +137,22 @@ def test_a_device_back_up_before_approval_withdraws_its_alert_mail_request(env, 
     with db.transaction(env.pool) as conn, _pytest.raises(Conflict):
         calls.approve(conn, request["id"], approver(env), env.policy)
     assert mail_sink.count() == 0
+
+
+def test_the_devices_of_one_incident_share_one_l3_alert_mail_request_until_the_last_is_back(env, observium):
+    now = datetime.now(timezone.utc)
+    for device_id in (303, 304):  # Saint-Joseph's firewall and switch join the demo's CPE 301, down 35 min
+        observium.state.set_down(device_id, since_seconds=25 * 60)
+        body = observium.state.webhook_body(device_id, now=now.timestamp())
+        assert ingest(env, body, now).outcome in ("opened", "correlated")
+    ingest(env, observium.state.webhook_body(301, now=now.timestamp()), now)
+    assert tick(env, now)["alert_mails_requested"] == 3  # three devices, one episode of one incident
+    pending = requests(env)
+    assert len(pending) == 1 and "3 équipements injoignables" in pending[0]["args_redacted"]["details"]
+    observium.state.set_up(303)
+    tick(env, now + timedelta(minutes=5))
+    assert [r["status"] for r in requests(env)] == ["pending"]  # still down: 301, 304
+    for device_id in (301, 304):
+        observium.state.set_up(device_id)
+    tick(env, now + timedelta(minutes=10))
+    assert [r["status"] for r in requests(env)] == ["expired"]  # everyone back: withdrawn

@@ -48,6 +48,17 @@ def main(argv: list[str] | None = None) -> int:
     ingest.add_argument("paths", nargs="+", help="files, or folders searched recursively")
     ingest.add_argument("--class", dest="doc_class", default="public", choices=["public", "contrats", "confidential"])
     ingest.add_argument("--client", default=None, help="only users allowed this client may read it")
+    inv = sub.add_parser("inventory", help="import the estate: device → site, client, GLPI entity, operator line")
+    inv.add_argument("action", choices=["import", "sync"], help="import a CSV, or add Observium's unmapped devices")
+    inv.add_argument("path", nargs="?", help="CSV file (hostname,device_id,site,sub_location,client,glpi_entity_id,widip,role,"
+                                  "operator,service_ref,technology)")
+    sentinel = sub.add_parser("sentinel", help="replay recorded Observium deliveries against a running deployment")
+    sentinel.add_argument("action", choices=["replay"])
+    sentinel.add_argument("path", help="JSON lines: {\"at\": seconds or ISO time, \"body\": {...}} per delivery")
+    sentinel.add_argument("--speed", type=float, default=1.0, help="time compression (60: an hour in a minute)")
+    sentinel.add_argument("--keep-times", action="store_true",
+                          help="send the recorded ALERT_UNIXTIME (a deployment that saw them de-duplicates them)")
+    sentinel.add_argument("--url", default=None, help="webhook URL (default: $WIDIP_URL/webhook/widip-alertes)")
     sims = sub.add_parser("simulators", help="run the local simulators of GLPI, Observium, … for the demo")
     sims.add_argument("--env-file", default=None, help="write the simulators' URLs and tokens here")
     args = parser.parse_args(argv)
@@ -179,6 +190,48 @@ def cmd_ingest(args) -> int:
     return 0
 
 
+def cmd_inventory(args) -> int:
+    from widip.functions.sentinel import inventory
+
+    from widip.errors import Invalid
+
+    settings, conn = _connect()
+    if args.action == "sync":
+        from widip import deps as process_deps
+
+        with conn:
+            report = inventory.sync_observium(conn, process_deps.deps().clients)
+        print(f"inventory synced from Observium: {report}")
+        return 0
+    if not args.path:
+        print("widip: inventory import needs a CSV file", file=sys.stderr)
+        return 2
+    try:
+        with conn:
+            report = inventory.import_csv(conn, args.path, source=f"import:{Path(args.path).name}")
+    except Invalid as exc:
+        print(f"widip: inventory not imported: {exc.message}", file=sys.stderr)
+        return 1
+    print(f"inventory imported: {report}")
+    return 0
+
+
+def cmd_sentinel(args) -> int:
+    from widip.functions.sentinel import replay
+
+    url = args.url or os.environ.get("WIDIP_URL", "http://127.0.0.1:8000").rstrip("/") + "/webhook/widip-alertes"
+    from widip.errors import Invalid
+
+    try:
+        report = replay.replay_file(args.path, url=url, token=os.environ.get("WEBHOOK_TOKEN", ""), speed=args.speed,
+                                    keep_times=args.keep_times)
+    except (Invalid, OSError) as exc:
+        print(f"widip: nothing replayed: {getattr(exc, 'message', exc)}", file=sys.stderr)
+        return 2
+    print(f"replayed: {report}")
+    return 0 if not report["errors"] else 1
+
+
 def cmd_simulators(args) -> int:
     """The simulators ship with the checkout, not in the wheel: run them from the project root."""
     from widip.config import PROJECT_ROOT
@@ -196,6 +249,7 @@ COMMANDS = {
     "migrate": cmd_migrate, "up": cmd_up, "demo": cmd_demo,
     "scheduler": cmd_scheduler, "simulators": cmd_simulators, "access-matrix": cmd_access_matrix,
     "create-admin": cmd_create_admin, "service-token": cmd_service_token, "mcp": cmd_mcp, "ingest": cmd_ingest,
+    "inventory": cmd_inventory, "sentinel": cmd_sentinel,
 }
 
 if __name__ == "__main__":  # pragma: no cover

@@ -100,7 +100,7 @@ def prepare(var_dir: Path, *, demo: bool) -> tuple[dict[str, str], object | None
 
     applied = db.migrate(values["DATABASE_URL"], PROJECT_ROOT / "sql")
     with db.connect(values["DATABASE_URL"]) as conn:
-        seeded = seeding.seed(conn, PROJECT_ROOT / "policy")
+        seeded = seeding.seed(conn, PROJECT_ROOT / "policy") | ({"demo_inventory": seeding.seed_demo_inventory(conn)} if demo else {})
     print(f"migrations: {len(applied)} applied; seeded {seeded}", flush=True)
     if demo:
         values.update(demo_integrations(previous, var_dir))

@@ -8,11 +8,15 @@ worker loads is listed in widip/worker.py; importing this package imports none o
 from __future__ import annotations
 
 import dramatiq
+from periodiq import cron
 
 from widip.functions.job_table import Job
 from widip.messaging.broker import current
 
 
 def actor(job: Job, **options):
-    """Declare the decorated function as the actor of `job` (options as for `dramatiq.actor`)."""
+    """Declare the decorated function as the actor of `job` (options as for `dramatiq.actor`); a tick
+    gets its schedule from the job table."""
+    if job.cron:
+        options["periodic"] = cron(job.cron)
     return dramatiq.actor(actor_name=job.name, queue_name=job.queue, broker=current(), **options)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from periodiq import cron
-
 from widip.actors import actor
 from widip.deps import deps
 from widip.functions import db, job_table
@@ -26,7 +24,7 @@ def continue_session(session_id: str) -> None:
     door.send_llm(step_job.KIND, session_id, session["persona"], remote=not getattr(provider, "local", False))
 
 
-@actor(job_table.SWEEP_SESSIONS, periodic=cron("* * * * *"), max_retries=0, time_limit=30_000)
+@actor(job_table.SWEEP_SESSIONS, max_retries=0, time_limit=30_000)
 def sweep_sessions() -> dict:
     """Each minute: end sessions past their budget with an error event (none hangs silently) and wake
     quiet ones whose continuation may have been lost."""

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from periodiq import cron
-
 from widip.actors import actor
 from widip.deps import deps
 from widip.functions import job_table
@@ -15,7 +13,7 @@ from widip.functions.assist import handover
 from widip.functions.safeguard.policy import load_policy
 
 
-@actor(job_table.RUN_ASSIST_CYCLE, periodic=cron("*/3 * * * *"), max_retries=0, time_limit=120_000)
+@actor(job_table.RUN_ASSIST_CYCLE, max_retries=0, time_limit=120_000)
 def run_assist_cycle() -> dict:
     d = deps()
     if not d.settings.glpi_url:

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import base64
 
-from periodiq import cron
-
 from widip.actors import actor
 from widip.deps import deps
 from widip.functions import db, job_table
@@ -28,7 +26,7 @@ def ingest_document(source: str, content_base64: str, fmt: str, doc_class: str, 
     return {"status": outcome["status"], "document_id": document["id"], "chunks": document["chunk_count"]}
 
 
-@actor(job_table.REEMBED_DOCUMENTS, periodic=cron("*/10 * * * *"), max_retries=0, time_limit=300_000)
+@actor(job_table.REEMBED_DOCUMENTS, max_retries=0, time_limit=300_000)
 def reembed_documents() -> int:
     """Every 10 min: re-embed passages made by another model than the configured one, a batch at a time."""
     d = deps()
@@ -42,7 +40,7 @@ def reembed_documents() -> int:
     return done
 
 
-@actor(job_table.PURGE_CONVERSATIONS, periodic=cron("17 3 * * *"), max_retries=0, time_limit=120_000)
+@actor(job_table.PURGE_CONVERSATIONS, max_retries=0, time_limit=120_000)
 def purge_conversations() -> int:
     """Daily: delete conversations idle longer than CONVERSATION_RETENTION_DAYS (GDPR)."""
     d = deps()

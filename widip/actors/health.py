@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import logging
 
-from periodiq import cron
-
 from widip.actors import actor
 from widip.deps import deps
 from widip.functions import job_table
@@ -26,7 +24,7 @@ SECOND_PROBE_DELAY_MS = 30_000
 PROBE_TIME_LIMIT_MS = 45_000
 
 
-@actor(job_table.TICK_GLPI_HEALTH, periodic=cron("* * * * *"), max_retries=0, time_limit=PROBE_TIME_LIMIT_MS)
+@actor(job_table.TICK_GLPI_HEALTH, max_retries=0, time_limit=PROBE_TIME_LIMIT_MS)
 def tick_glpi_health() -> None:
     """Each minute: probe GLPI now and schedule the probe of the half minute."""
     door.send(job_table.PROBE_GLPI_HEALTH, delay_ms=SECOND_PROBE_DELAY_MS)

@@ -14,8 +14,6 @@ import logging
 import os
 from datetime import timedelta
 
-from periodiq import cron
-
 from widip.actors import actor
 from widip.deps import deps
 from widip.functions import db, job_table
@@ -27,22 +25,11 @@ from widip.messaging.relay import flush_outbox
 
 logger = logging.getLogger(__name__)
 
-#: Hold before diagnosing a new incident: devices of the same outage arriving meanwhile are in the ticket.
-CORRELATION_HOLD_MS = 3_000
+#: Hold before diagnosing a new incident: devices of the same outage arriving meanwhile are in the ticket
+#: (SENTINEL_HOLD_SECONDS); later ones are batched into one follow-up (notifier.ADDITIONS_BATCH).
+CORRELATION_HOLD_MS = int(float(os.environ.get("SENTINEL_HOLD_SECONDS") or 30) * 1000)
 #: A re-send of a stuck diagnosis or notification at most this often per incident.
 RESEND_GUARD_SECONDS = 300
-
-
-def tick_cron(interval_seconds) -> str:
-    """"*/N * * * *" for WORKFLOW_INTERVAL_SECONDS rounded to whole minutes (1–60), hourly beyond."""
-    try:
-        minutes = max(1, round(int(interval_seconds) / 60))
-    except (TypeError, ValueError):
-        minutes = 5
-    return "* * * * *" if minutes == 1 else f"*/{minutes} * * * *" if minutes < 60 else "0 * * * *"
-
-
-TICK_CRON = tick_cron(os.environ.get("WORKFLOW_INTERVAL_SECONDS", "300"))
 
 
 def _policy(settings):
@@ -64,8 +51,9 @@ def process_alert(alert_id: int) -> dict:
         raise
     if result.diagnose:
         door.send(job_table.START_DIAGNOSIS, result.incident_id, delay_ms=CORRELATION_HOLD_MS)
-    if result.sync:
-        door.send(job_table.SYNC_INCIDENT, result.incident_id)
+    if result.sync:  # after the batching delay: the last device of a burst posts the whole batch
+        door.send(job_table.SYNC_INCIDENT, result.incident_id,
+                  delay_ms=int(notifier.ADDITIONS_BATCH.total_seconds() * 1000) + 500)
     return {"alert_id": alert_id, "outcome": result.outcome, "incident_id": result.incident_id}
 
 
@@ -118,7 +106,7 @@ def run_tick() -> dict:
     return result
 
 
-@actor(job_table.TICK_SENTINEL, periodic=cron(TICK_CRON), max_retries=0, time_limit=240_000)
+@actor(job_table.TICK_SENTINEL, max_retries=0, time_limit=240_000)
 def tick_sentinel() -> dict:
     """Every WORKFLOW_INTERVAL_SECONDS: reconcile down devices (skipped when WORKFLOW_ENABLED is false)."""
     if not deps().settings.workflow_enabled:
@@ -133,7 +121,7 @@ def run_sentinel_tick() -> dict:
     return run_tick()
 
 
-@actor(job_table.SWEEP_SENTINEL, periodic=cron("* * * * *"), max_retries=0, time_limit=60_000)
+@actor(job_table.SWEEP_SENTINEL, max_retries=0, time_limit=60_000)
 def sweep_sentinel() -> dict:
     """Each minute: send alerts no job took (Redis was down), and restart stuck incidents."""
     d = deps()

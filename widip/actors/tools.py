@@ -5,8 +5,6 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
-from periodiq import cron
-
 from widip.actors import actor
 from widip.deps import deps
 from widip.errors import Unavailable
@@ -37,7 +35,7 @@ def run_tool(call_id: str) -> dict:
     return {"call_id": call_id, "status": result.call["status"]}
 
 
-@actor(job_table.SWEEP_SAFEGUARD, periodic=cron("* * * * *"), max_retries=0, time_limit=60_000)
+@actor(job_table.SWEEP_SAFEGUARD, max_retries=0, time_limit=60_000)
 def sweep_safeguard() -> dict:
     """Each minute: expire approvals past their deadline, start due deferred actions, resend lost calls,
     relay the outbox."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from datetime import datetime, timezone
 
 import redis
 from psycopg import Connection
@@ -20,7 +21,7 @@ from psycopg_pool import ConnectionPool
 from widip.functions import heartbeat, metrics, outbox
 
 from widip.functions.integrations import circuit, glpi_health, status as integration_status
-from widip.functions.sentinel import notifier
+from widip.functions.sentinel import inventory, notifier
 from widip.functions.db import transaction
 
 logger = logging.getLogger(__name__)
@@ -46,6 +47,7 @@ def snapshot(pool: ConnectionPool, client: redis.Redis, *, now: float | None = N
         approvals = pending_approvals(conn)
         failed_tickets = notifier.ticket_failures(conn)
         unknown = unknown_outcomes(conn)
+        unmapped = inventory.unmapped(conn, now=datetime.fromtimestamp(now, timezone.utc), limit=50)
     report = {
         "generated_at": now,
         "integrations": integrations(client),
@@ -56,7 +58,8 @@ def snapshot(pool: ConnectionPool, client: redis.Redis, *, now: float | None = N
         "approvals": approvals,
         "devices_down": devices_down(client),
         "scheduler": heartbeat.scheduler_status(client, now),
-        "sentinel": {"last_tick": _json(client.get(SENTINEL_TICK_KEY)), "ticket_failures": failed_tickets},
+        "sentinel": {"last_tick": _json(client.get(SENTINEL_TICK_KEY)), "ticket_failures": failed_tickets,
+                     "unmapped_devices": unmapped},
         "tool_calls_to_check": unknown,
         "assist": {"last_cycle": _json(client.get(ASSIST_CYCLE_KEY))},
     }
@@ -179,6 +182,9 @@ def problems(report: dict) -> list[dict]:
     if report["sentinel"]["ticket_failures"]["count"]:
         found.append(("error", f"{report['sentinel']['ticket_failures']['count']} incident(s) without their GLPI "
                                "ticket: open them by hand"))
+    if report["sentinel"].get("unmapped_devices"):
+        found.append(("warning", f"{len(report['sentinel']['unmapped_devices'])} alerting device(s) missing from the "
+                                 "inventory: map them (PUT /inventory/devices/{hostname} or widip inventory import)"))
     if report["tool_calls_to_check"]["count"]:
         found.append(("warning", f"{report['tool_calls_to_check']['count']} action(s) interrupted with an unknown "
                                  "outcome: check the target system"))

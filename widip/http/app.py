@@ -18,8 +18,8 @@ import falcon
 from widip import deps as process_deps
 from widip import wiring
 from widip.config import Settings
-from widip.http import (agent, assist, console, conversations, documents, health, jobs, llm, metrics, monitoring,
-                        openapi, safeguard, sentinel, tools, users)
+from widip.http import (agent, assist, console, conversations, documents, health, inventory, jobs, llm, metrics,
+                        monitoring, openapi, safeguard, sentinel, tools, users)
 from widip.http.auth import Authenticate
 from widip.http.errors import register_error_handlers
 from widip.http.middleware import RequestId
@@ -30,7 +30,7 @@ logger = logging.getLogger(__name__)
 
 #: Every resource module, in the order their routes are added.
 RESOURCE_MODULES = (health, metrics, jobs, users, agent, tools, safeguard, monitoring, sentinel, llm, assist,
-                    conversations, documents, console)
+                    inventory, conversations, documents, console)
 
 
 @dataclass

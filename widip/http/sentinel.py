@@ -32,7 +32,7 @@ SCOPE = "webhook:observium"
 _WINDOW_ID = [{"name": "window_id", "in": "path", "required": True, "schema": {"type": "integer", "minimum": 1}}]
 WEBHOOK_REPLY = {"type": "object", "required": ["status", "tracking_id"],
                  "properties": {"status": {"const": "successful"}, "tracking_id": {"type": "string"}}}
-ALERT_BODY = {"type": "object", "required": ["ALERT_ID", "ALERT_STATE"], "additionalProperties": True,
+ALERT_BODY = {"type": "object", "required": ["ALERT_ID"], "additionalProperties": True,
               "description": "Observium message tags (docs/integrations.md); unknown tags are kept",
               "properties": {k: {"type": ["string", "number", "null"]} for k in (
                   "ALERT_STATE", "ALERT_ID", "ALERT_STATUS", "ALERT_UNIXTIME", "DEVICE_ID", "DEVICE_HOSTNAME",

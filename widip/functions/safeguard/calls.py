@@ -29,6 +29,16 @@ _STATUS_FOR = {gate.RUN: "ready", gate.NOTIFY: "ready", gate.APPROVAL: "waiting_
                gate.DEFERRED: "deferred", gate.REFUSED: "refused"}
 
 
+def run_key(call_id) -> str:
+    """The dedup key of a call's `run_tool` outbox row (one row per call, whoever queues it)."""
+    return f"run:{call_id}"
+
+
+def claim_run(conn: Connection, call_id) -> bool:
+    """Take a call's `run_tool` outbox row because the caller executes it inline now."""
+    return outbox.claim(conn, run_key(call_id))
+
+
 def requester_of(caller: Caller) -> int | None:
     """The human who caused a call: themselves, or the user an AI acts for; None for system work."""
     return caller.user_id if caller.is_human else caller.on_behalf_of
@@ -74,7 +84,7 @@ def propose(conn: Connection, *, tool_name: str, arguments, caller: Caller, poli
     audit.record(conn, actor=caller.label, actor_user_id=caller.user_id, action="proposed", tool_name=tool.name,
                  call_id=call_id, level=level, arguments=arguments, outcome=decision.outcome, reason=decision.reason)
     if decision.runs_now:
-        outbox.add(conn, job_table.RUN_TOOL, {"call_id": call_id}, dependency=dependency, dedup_key=f"run:{call_id}",
+        outbox.add(conn, job_table.RUN_TOOL, {"call_id": call_id}, dependency=dependency, dedup_key=run_key(call_id),
                    description=f"{tool.name} ({decision.reason})")
     elif decision.outcome == gate.APPROVAL:
         row = _open_request(conn, row, caller, approval_ttl, reason or decision.reason)
@@ -151,7 +161,7 @@ def approve(conn: Connection, request_id: int, approver: Caller, policy: Policy,
     audit.record(conn, actor=f"human:{approver.username}", actor_user_id=approver.user_id, action="approved",
                  tool_name=request["tool_name"], call_id=str(request["call_id"]), request_id=request_id,
                  level=request["level"], outcome="approved", reason=comment or "approved")
-    outbox.add(conn, job_table.RUN_TOOL, {"call_id": str(request["call_id"])}, dedup_key=f"run:{request['call_id']}",
+    outbox.add(conn, job_table.RUN_TOOL, {"call_id": str(request["call_id"])}, dedup_key=run_key(request['call_id']),
                description=f"{request['tool_name']} approved by {approver.username}")
     return request
 

@@ -15,7 +15,7 @@ from psycopg import Connection
 from widip.errors import Conflict, Forbidden, Invalid, NotFound
 from widip.functions import job_table, outbox
 from widip.functions.callers import Caller
-from widip.functions.safeguard import audit
+from widip.functions.safeguard import audit, calls
 from widip.functions.safeguard.policy import Policy
 
 
@@ -121,5 +121,5 @@ def start_due(conn: Connection) -> list[dict]:
         audit.record(conn, actor="system:sweeper", action="deferred_started", tool_name=action["tool_name"],
                      call_id=str(action["call_id"]), level="L4", outcome="started",
                      reason=f"scheduled by {action['scheduled_by']} for {action['run_at'].isoformat()}")
-        outbox.add(conn, job_table.RUN_TOOL, {"call_id": str(action["call_id"])}, dedup_key=f"run:{action['call_id']}")
+        outbox.add(conn, job_table.RUN_TOOL, {"call_id": str(action["call_id"])}, dedup_key=calls.run_key(action['call_id']))
     return due

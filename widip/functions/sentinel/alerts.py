@@ -2,8 +2,9 @@
 
 Observium's `webhook` and `webhook-json` transports post every message tag as a JSON object of
 strings (docs/integrations.md; `null` for empty tags via plain `webhook`). We require only what an
-alert cannot do without — ALERT_ID, ALERT_STATE and a device (DEVICE_ID or DEVICE_HOSTNAME) — and
-keep everything else verbatim, unknown tags included.
+alert cannot do without — ALERT_ID, a state (ALERT_STATE, else the unambiguous ALERT_STATUS: 0 failed,
+1 ok) and a device (DEVICE_ID or DEVICE_HOSTNAME) — and keep everything else verbatim, unknown tags
+included, however long: a huge CONDITIONS is persisted raw, only the excerpts we write are bounded.
 
 Idempotency: Observium re-sends the same notification (fallback URL, our own retries) and repeats
 `ALERT REMINDER` every interval. The key is ALERT_ID + ALERT_STATE + the notification time
@@ -19,22 +20,24 @@ import json
 import logging
 import re
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Callable
-from datetime import datetime, timezone
 
 from psycopg import Connection
 
 from widip.errors import Invalid
-from widip.functions import job_table
+from widip.functions import clock, job_table
 from widip.functions.db import Jsonb, transaction
-from widip.functions.integrations.observium import derive_site_and_client
+from widip.functions.sentinel.inventory import parse_location
 
 logger = logging.getLogger(__name__)
 
-REQUIRED = ("ALERT_ID", "ALERT_STATE")
+#: ALERT_STATUS (Observium's alert_status) → the state it unambiguously means.
+STATUS_STATES = {"0": "ALERT", "FAILED": "ALERT", "1": "RECOVER", "OK": "RECOVER"}
 TIME_FIELDS = ("ALERT_UNIXTIME", "ALERT_TIMESTAMP_RFC3339", "ALERT_TIMESTAMP", "ALERT_TIMESTAMP_RFC2822")
 RECOVERY_STATES = ("RECOVER", "RECOVERY", "RECOVERED", "OK")
-MAX_FIELD_CHARS = 20_000
+#: A normalised condition longer than this is cut (it is part of the de-duplication key and of texts).
+MAX_CONDITION_CHARS = 500
 #: Alerts the broker never took are re-sent after this long (the webhook sets enqueued_at right after).
 LOST_AFTER_SECONDS = 10
 #: A message taken but still unprocessed after this long is presumed lost (worker killed mid-flight).
@@ -80,24 +83,31 @@ def validate(body) -> dict:
     """The body if it is an alert; Invalid naming the first missing or malformed field otherwise."""
     if not isinstance(body, dict):
         raise Invalid("the body must be a JSON object of Observium message tags")
-    for name in REQUIRED:
-        if _text(body.get(name)) is None:
-            raise Invalid(f"{name} is missing: this is not an Observium alert")
+    if _text(body.get("ALERT_ID")) is None:
+        raise Invalid("ALERT_ID is missing: this is not an Observium alert")
+    if state_of(body) is None:
+        raise Invalid("ALERT_STATE is missing (and no ALERT_STATUS 0 or 1): this is not an Observium alert")
     if _text(body.get("DEVICE_ID")) is None and _text(body.get("DEVICE_HOSTNAME")) is None:
         raise Invalid("DEVICE_HOSTNAME is missing (and no DEVICE_ID): the alert names no device")
     for name, value in body.items():
         if isinstance(value, (dict, list)) and name not in ("ENTITY_GROUPS", "DEVICE_GROUPS"):
             raise Invalid(f"{name} must be a string")
-        if isinstance(value, str) and len(value) > MAX_FIELD_CHARS:
-            raise Invalid(f"{name} is longer than {MAX_FIELD_CHARS} characters")
     return body
+
+
+def state_of(body: dict) -> str | None:
+    """ALERT_STATE upper-cased, else what ALERT_STATUS means (None when neither says)."""
+    state = _text(body.get("ALERT_STATE"))
+    if state:
+        return state.upper()
+    return STATUS_STATES.get((_text(body.get("ALERT_STATUS")) or "").upper())
 
 
 def dedup_key(body: dict) -> str:
     moment = next((_text(body.get(f)) for f in TIME_FIELDS if _text(body.get(f))), None)
     if moment is None:
         moment = "body:" + hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()
-    raw = f"{_text(body['ALERT_ID'])}|{_text(body['ALERT_STATE']).upper()}|{moment}"
+    raw = f"{_text(body['ALERT_ID'])}|{state_of(body)}|{moment}"
     return hashlib.sha256(raw.encode()).hexdigest()
 
 
@@ -112,11 +122,11 @@ def accept(conn: Connection, body: dict, *, now: datetime | None = None) -> tupl
     One INSERT … ON CONFLICT DO NOTHING, committed by the caller before answering.
     """
     key = dedup_key(body)
-    received = now or datetime.now(timezone.utc)
+    received = now or clock.now()
     row = conn.execute(
         "INSERT INTO alerts (tracking_id, dedup_key, alert_id, alert_state, device_id, hostname, body, received_at) "
         "VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (dedup_key) DO NOTHING RETURNING id, tracking_id",
-        (tracking_id(key, received), key, _text(body["ALERT_ID"]), _text(body["ALERT_STATE"]).upper(),
+        (tracking_id(key, received), key, _text(body["ALERT_ID"]), state_of(body),
          _text(body.get("DEVICE_ID")), _text(body.get("DEVICE_HOSTNAME")), Jsonb(body), received)).fetchone()
     if row is not None:
         return row["id"], row["tracking_id"]
@@ -126,7 +136,7 @@ def accept(conn: Connection, body: dict, *, now: datetime | None = None) -> tupl
 
 
 def mark_enqueued(conn: Connection, alert_ids: list[int]) -> None:
-    conn.execute("UPDATE alerts SET enqueued_at = now() WHERE id = ANY(%s)", (list(alert_ids),))
+    conn.execute("UPDATE alerts SET enqueued_at = %s WHERE id = ANY(%s)", (clock.now(), list(alert_ids)))
 
 
 def hand_to_broker(pool, alert_id: int, send: Callable[..., object]) -> bool:
@@ -145,21 +155,22 @@ def hand_to_broker(pool, alert_id: int, send: Callable[..., object]) -> bool:
 
 def lost(conn: Connection, *, limit: int = 500) -> list[int]:
     """Accepted alerts no job is working on: never enqueued (Redis was down), or taken long ago and not done."""
+    now = clock.now()
     rows = conn.execute(
         "SELECT id FROM alerts WHERE status = 'received' AND ("
-        "(enqueued_at IS NULL AND received_at < now() - make_interval(secs => %s)) OR "
-        "enqueued_at < now() - make_interval(secs => %s)) ORDER BY id LIMIT %s",
-        (LOST_AFTER_SECONDS, STALE_AFTER_SECONDS, limit)).fetchall()
+        "(enqueued_at IS NULL AND received_at < %s - make_interval(secs => %s)) OR "
+        "enqueued_at < %s - make_interval(secs => %s)) ORDER BY id LIMIT %s",
+        (now, LOST_AFTER_SECONDS, now, STALE_AFTER_SECONDS, limit)).fetchall()
     return [r["id"] for r in rows]
 
 
 def facts(body: dict) -> AlertFacts:
     """Normalise a stored body into AlertFacts (site and client derived like ObserviumClient does)."""
-    state = (_text(body.get("ALERT_STATE")) or "").upper()
+    state = state_of(body) or ""
     status = _text(body.get("ALERT_STATUS"))
     hostname = _text(body.get("DEVICE_HOSTNAME")) or _text(body.get("ENTITY_NAME")) or f"device-{body.get('DEVICE_ID')}"
     location = _text(body.get("DEVICE_LOCATION"))
-    site, client = derive_site_and_client(location)
+    site, _room, client = parse_location(location)
     description = _text(body.get("DEVICE_DESCRIPTION")) or _text(body.get("ENTITY_DESCRIPTION"))
     reference = _PHIBEE_REF.search(" ".join(filter(None, (description, _text(body.get("DEVICE_SYSNAME"))))))
     uptime = (_text(body.get("DEVICE_UPTIME")) or "").lower()
@@ -180,7 +191,7 @@ def facts(body: dict) -> AlertFacts:
 def normalise_condition(value) -> str:
     """"device_status equals 0 (0)" → "device_status equals 0": the observed value is not the condition."""
     lines = [_CONDITION_VALUE.sub("", line).strip() for line in str(value or "").splitlines()]
-    return " & ".join(line for line in lines if line) or "-"
+    return (" & ".join(line for line in lines if line) or "-")[:MAX_CONDITION_CHARS]
 
 
 def _text(value) -> str | None:

@@ -10,18 +10,25 @@ says run) and the exactly-once executor (`tool_runs.run_call`). The calls are pr
 session id, so the lead runtime never tries to resume this session, and their `run_tool` outbox row
 is claimed here since the call is executed inline.
 
+Before the model speaks, the evidence is gathered once (evidence.gather: inventory, Phibee lines and
+collective incidents, Observium, GLPI announcements), each read gated like the model's own, and put
+in the first message: the model and the rules reason over the same facts, and the model may still
+call its tools.
+
 Output contract: one JSON object (SCHEMA). An invalid answer gets one corrective retry; then, or when
-the budget runs out, the rules playbook concludes from the facts and tool results gathered so far.
+the budget runs out, or when the model says INCONNU where the rules find a cause (unsure), the
+responsibility rules (policy/sentinel_rules.toml) conclude from the evidence.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 
 from jsonschema import Draft202012Validator
 
@@ -31,11 +38,12 @@ from widip.functions.agent.personas import get_persona, visible_tools
 from widip.functions.agent.sessions import add_event, create_session
 from widip.functions.callers import system_persona
 from widip.functions.db import Jsonb, transaction
-from widip.functions.llm.base import Message, ToolSpec, extract_json_text
+from widip.functions import clock
+from widip.functions.llm.base import Message, ToolCall, ToolSpec, extract_json_text
 from widip.functions.safeguard import audit, calls
 from widip.functions.safeguard.policy import Policy
-from widip.functions.sentinel import incidents
-from widip.functions.sentinel.playbook import conclude, facts_from, tool_results
+from widip.functions.sentinel import evidence, incidents, inventory
+from widip.functions.sentinel.playbook import conclude, facts_from
 from widip.functions.tools import get_tool
 
 logger = logging.getLogger(__name__)
@@ -49,7 +57,8 @@ SCHEMA = {
     "type": "object", "required": ["responsibility", "severity", "summary", "evidence", "recommended_actions"],
     "properties": {"responsibility": {"enum": list(RESPONSIBILITIES)}, "severity": {"enum": list(SEVERITIES)},
                    "summary": {"type": "string", "minLength": 5, "maxLength": 4000},
-                   "evidence": _TEXTS, "recommended_actions": _TEXTS},
+                   "evidence": _TEXTS, "recommended_actions": _TEXTS,
+                   "rule": {"type": "string", "maxLength": 100}},
 }
 _VALIDATOR = Draft202012Validator(SCHEMA)
 _CALLS = uuid.UUID("2b0f5c61-3f0e-4d43-9a55-73656e74696e")
@@ -71,7 +80,7 @@ def validate(data) -> dict:
     if errors:
         where = "/".join(str(p) for p in errors[0].absolute_path) or "diagnostic"
         raise Invalid(f"{where}: {errors[0].message}")
-    return {key: data[key] for key in SCHEMA["required"]}
+    return {key: data[key] for key in SCHEMA["properties"] if key in data}
 
 
 def parse(text: str) -> dict:
@@ -106,33 +115,38 @@ def remember(redis, hostname: str, diagnosis: dict, now: datetime) -> None:
         logger.warning("diagnosis of %s not cached: Redis unavailable", hostname)
 
 
-def facts_message(incident: dict, members: list[dict], first_alert: dict | None) -> str:
+def facts_message(incident: dict, members: list[dict], first_alert: dict | None,
+                  gathered: evidence.Evidence | None = None) -> str:
     """The session's first message: the facts in French plus a JSON block (what the playbook reads)."""
     from widip.functions.sentinel.alerts import facts as alert_facts
 
     alert = alert_facts(first_alert["body"]) if first_alert else None
     devices = [{"device_id": m["device_id"], "hostname": m["hostname"], "ip": m["ip_address"], "site": m["site"],
-                "client": m["client"], "entity": m["entity"], "condition": m["condition"]} for m in members[:50]]
+                "client": m["client"], "role": m.get("role"), "operator": m.get("operator"),
+                "entity": (m["entity"] or "")[:200], "condition": (m["condition"] or "")[:300]} for m in members[:50]]
     if alert and devices:
         devices[0].update(description=alert.description, status_type=alert.status_type,
                           line_reference=alert.line_reference, device_type=alert.device_type)
     data = {"tracking_id": incident["tracking_id"], "site": incident["site"], "client": incident["client"],
+            "sites": _distinct(m["site"] for m in members), "clients": _distinct(m["client"] for m in members),
             "operator": incident["operator"], "device_count": len(members), "devices": devices,
-            "alert": {"title": alert.title, "state": alert.state} if alert else None,
-            "duration": (first_alert or {}).get("body", {}).get("DURATION")}
+            "alert": {"title": (alert.title or "")[:300], "state": alert.state} if alert else None,
+            "duration": str((first_alert or {}).get("body", {}).get("DURATION") or "")[:50] or None,
+            "evidence": gathered.to_dict() if gathered else None}
     return ("Alerte de supervision Observium à diagnostiquer (incident " + incident["tracking_id"] + "). "
-            "Utilise les outils en lecture pour vérifier l'équipement, la ligne opérateur et les incidents "
-            "opérateur, puis réponds uniquement par un objet JSON avec les clés responsibility (WIDIP, CLIENT, "
+            "Les faits recueillis (inventaire, Phibee, Observium, GLPI) sont ci-dessous avec leur source ; "
+            "tu peux vérifier avec les outils en lecture, "
+            "puis réponds uniquement par un objet JSON avec les clés responsibility (WIDIP, CLIENT, "
             "OPERATEUR ou INCONNU), severity (critique, majeure ou mineure), summary (en français), evidence "
             "(liste de faits) et recommended_actions (liste d'actions).\nFaits :\n```json\n"
-            + json.dumps(data, ensure_ascii=False, default=str) + "\n```")
+            + json.dumps(data, ensure_ascii=False, default=str).replace("`", "\\u0060") + "\n```")
 
 
 def diagnose(pool, redis, clients, provider, incident_id: int, *, policy: Policy, approval_ttl: timedelta,
              llm_timeout: float, now: datetime | None = None) -> Outcome:
     """Diagnose an incident once (idempotent): cache hit, or agent loop; stores it on the incident."""
     started = time.monotonic()
-    now = now or datetime.now(timezone.utc)
+    now = now or clock.now()
     with transaction(pool) as conn:
         incident = incidents.get_incident(conn, incident_id)
         if incident is None:
@@ -143,18 +157,23 @@ def diagnose(pool, redis, clients, provider, incident_id: int, *, policy: Policy
         first_alert = conn.execute("SELECT body FROM alerts WHERE tracking_id = %s", (incident["tracking_id"],)).fetchone()
     hostname = incident["primary_hostname"]
     diagnosis = cached(redis, hostname, now)
-    session_id, source = None, "cache"
+    session_id, source, gathered = None, "cache", None
     if diagnosis is None:
-        message = facts_message(incident, members, first_alert)
+        deadline = started + get_persona("sentinel").budget_seconds
+        gathered = collect(pool, clients, incident, members, first_alert, deadline=deadline, policy=policy,
+                           approval_ttl=approval_ttl)
+        message = facts_message(incident, members, first_alert, gathered)
         diagnosis, source, session_id = run_agent(pool, clients, provider, incident, message, policy=policy,
-                                                  approval_ttl=approval_ttl, llm_timeout=llm_timeout)
+                                                  approval_ttl=approval_ttl, llm_timeout=llm_timeout,
+                                                  deadline=deadline)
         remember(redis, hostname, diagnosis, now)
     seconds = time.monotonic() - started
     with transaction(pool) as conn:
         stored = conn.execute(
             "UPDATE incidents SET diagnosis = %s, diagnosis_source = %s, cache_used = %s, diagnosed_at = %s, "
-            "session_id = %s WHERE id = %s AND diagnosis IS NULL RETURNING id",
-            (Jsonb(diagnosis), source, source == "cache", now, session_id, incident_id)).fetchone()
+            "session_id = %s, evidence = %s WHERE id = %s AND diagnosis IS NULL RETURNING id",
+            (Jsonb(diagnosis), source, source == "cache", now, session_id,
+             Jsonb(gathered.to_dict()) if gathered else None, incident_id)).fetchone()
         if stored:
             origin = {"cache": "diagnostic en cache réutilisé (moins de 20 min)", "llm": "agent Sentinel",
                       "rules": "règles (mode dégradé)"}[source]
@@ -164,14 +183,39 @@ def diagnose(pool, redis, clients, provider, incident_id: int, *, policy: Policy
     return Outcome(incident_id, diagnosis, source, source == "cache", seconds, session_id)
 
 
+def collect(pool, clients, incident: dict, members: list[dict], first_alert: dict | None, *, deadline: float,
+            policy: Policy, approval_ttl: timedelta) -> evidence.Evidence:
+    """The incident's evidence: inventory rows of its devices, then gated reads until `deadline` nears."""
+    with transaction(pool) as conn:
+        estate = {}
+        for member in members[:50]:
+            row = inventory.lookup(conn, device_id=member["device_id"], hostname=member["hostname"])
+            if row:
+                estate[member["hostname"].lower()] = row
+        widip_entity = inventory.widip_entity(conn)
+    counter = itertools.count()
+
+    def read(tool: str, arguments: dict):
+        key = f"evidence:{incident['id']}:{next(counter)}"
+        text = _run_read(pool, clients, None, incident["id"], key, ToolCall(key, tool, arguments), policy,
+                         approval_ttl)
+        try:
+            return json.loads(text)
+        except ValueError:
+            return {"error": text[:200]}
+
+    return evidence.gather(read, incident, members, estate, first_alert, deadline=deadline,
+                           widip_entity=widip_entity)
+
+
 def run_agent(pool, clients, provider, incident: dict, first_message: str, *, policy: Policy,
-              approval_ttl: timedelta, llm_timeout: float) -> tuple[dict, str, str]:
+              approval_ttl: timedelta, llm_timeout: float, deadline: float | None = None) -> tuple[dict, str, str]:
     """(diagnosis, source, session id): the Sentinel session, ≤ 20 s, read-only tools, one retry on bad JSON."""
     from widip.functions.llm.factory import fallback_reasons
 
     persona = get_persona("sentinel")
     caller = system_persona("sentinel")
-    deadline = time.monotonic() + persona.budget_seconds
+    deadline = deadline or time.monotonic() + persona.budget_seconds
     with transaction(pool) as conn:
         session = create_session(conn, "sentinel", caller, first_message,
                                  context={"incident_id": incident["id"], "tracking_id": incident["tracking_id"]})
@@ -196,8 +240,8 @@ def run_agent(pool, clients, provider, incident: dict, first_message: str, *, po
             add_event(conn, sid, "thinking", message="Analyse en cours…", fallback=bool(fallbacks) or None)
         if completion.tool_calls:
             for index, tool_call in enumerate(completion.tool_calls):
-                content = _run_read(pool, clients, sid, incident["id"], iteration, index, tool_call, policy,
-                                    approval_ttl)
+                content = _run_read(pool, clients, sid, incident["id"], f"{sid}:{iteration}:{index}", tool_call,
+                                    policy, approval_ttl)
                 transcript.append(Message(role="tool", content=content, tool_call_id=tool_call.id,
                                           name=tool_call.name))
             continue
@@ -213,8 +257,12 @@ def run_agent(pool, clients, provider, incident: dict, first_message: str, *, po
             transcript.append(Message(role="user", content=(
                 f"Ta réponse n'est pas un diagnostic valide ({exc.message}). Réponds uniquement par l'objet JSON "
                 "demandé, sans texte autour.")))
+    if diagnosis is not None and source == "llm" and diagnosis["responsibility"] == "INCONNU":
+        ruled = validate(conclude(facts_from(transcript)))
+        if ruled["responsibility"] != "INCONNU":  # the model is unsure where the evidence decides
+            diagnosis, reason = None, "le modèle répond INCONNU alors que les règles concluent"
     if diagnosis is None:
-        diagnosis, source = validate(conclude(facts_from(transcript), tool_results(transcript))), "rules"
+        diagnosis, source = validate(conclude(facts_from(transcript))), "rules"
         logger.info("sentinel diagnosis of incident %s by rules: %s", incident["id"], reason)
     _finish_session(pool, sid, transcript, diagnosis, source, reason if source == "rules" else None)
     return diagnosis, source, sid
@@ -224,11 +272,15 @@ def run_agent(pool, clients, provider, incident: dict, first_message: str, *, po
 READ_ONLY_TOOLS = frozenset(name for name in (get_persona("sentinel").tools or ()) if get_tool(name).read_only)
 
 
-def _run_read(pool, clients, sid: str, incident_id: int, iteration: int, index: int, tool_call, policy: Policy,
+def _run_read(pool, clients, sid: str | None, incident_id: int, key: str, tool_call, policy: Policy,
               approval_ttl: timedelta) -> str:
-    """Propose one call as Sentinel, run it inline when the gate says run; the text the model reads."""
-    call_id = str(uuid.uuid5(_CALLS, f"{sid}:{iteration}:{index}"))
+    """Propose one call as Sentinel, run it inline when the gate says run; the text the model reads.
+
+    `key` makes the call id (a retried diagnosis finds its calls again); `sid` None: evidence gathering,
+    before the session exists (the calls are still linked to the incident and audited)."""
+    call_id = str(uuid.uuid5(_CALLS, key))
     caller = system_persona("sentinel")
+    add_event = _session_event if sid else _no_event
     with transaction(pool) as conn:
         add_event(conn, sid, "tool_call", tool=tool_call.name, params=tool_call.arguments)
         try:
@@ -243,8 +295,7 @@ def _run_read(pool, clients, sid: str, incident_id: int, iteration: int, index: 
             add_event(conn, sid, "tool_blocked", tool=call["tool_name"], security_level=call["level"],
                       error=call.get("decision_reason") or call["status"])
             return json.dumps({"error": "outil non autorisé en lecture seule pour le diagnostic"}, ensure_ascii=False)
-        conn.execute("UPDATE outbox SET status = 'sent', sent_at = now() WHERE dedup_key = %s AND status = 'pending'",
-                     (f"run:{call_id}",))
+        calls.claim_run(conn, call_id)
     try:
         row = tool_runs.run_call(pool, call_id, clients).call
     except IntegrationError as exc:
@@ -257,6 +308,18 @@ def _run_read(pool, clients, sid: str, incident_id: int, iteration: int, index: 
     if row["status"] == "done":
         return json.dumps(row["result"], ensure_ascii=False, default=str)
     return json.dumps({"error": row["error"] or f"appel {row['status']}"}, ensure_ascii=False)
+
+
+def _session_event(conn, sid, kind, **data) -> None:
+    add_event(conn, sid, kind, **data)
+
+
+def _no_event(conn, sid, kind, **data) -> None:
+    return None
+
+
+def _distinct(values) -> list[str]:
+    return list(dict.fromkeys(v for v in values if v))
 
 
 def _abandon(pool, call_id: str, tool_name: str, error: str) -> None:

@@ -13,14 +13,18 @@ Rules (times come from `now`, so tests control the clock):
   (occurrences + 1, last seen), no diagnosis, no ticket.
 - flapping: the member went down again within FLAP_WINDOW of its recovery → its incident is
   reopened (no new diagnosis or ticket); at FLAP_THRESHOLD re-downs it becomes `flapping`.
-- correlation: an open incident of the same site, client or access operator whose last device
-  joined within CORRELATION_WINDOW (and opened less than MAX_CORRELATION_SPAN ago) takes the
-  device; otherwise a new incident opens and needs a diagnosis.
+- correlation: an open incident with a member of the same site or client, or — for access devices
+  only (those behind an operator line) — of the same operator, whose last device joined within
+  CORRELATION_WINDOW (and opened less than MAX_CORRELATION_SPAN ago) takes the device; otherwise a
+  new incident opens and needs a diagnosis. Site and client come from the inventory (pipeline.place),
+  so three establishments of one client group, or ten sites behind one failing operator, make one
+  incident, while a switch and a CPE of two unrelated clients do not.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -32,7 +36,7 @@ from widip.functions.sentinel.alerts import AlertFacts
 logger = logging.getLogger(__name__)
 
 ASSIGN_LOCK = 0x53454E54  # "SENT"
-CORRELATION_WINDOW = timedelta(minutes=5)
+CORRELATION_WINDOW = timedelta(seconds=int(os.environ.get("SENTINEL_CORRELATION_WINDOW_SECONDS") or 300))
 MAX_CORRELATION_SPAN = timedelta(minutes=60)
 FLAP_WINDOW = timedelta(minutes=10)
 FLAP_THRESHOLD = 3
@@ -92,39 +96,54 @@ def _reopen(conn: Connection, member: dict, alert: AlertFacts, now: datetime) ->
     return Assignment("flapping" if flapping else "reopened", incident_id, needs_sync=flapping)
 
 
+def open_member(conn: Connection, member_key: str) -> bool:
+    """Is this member down in an open incident (its recovery must be applied whatever the filters say)?"""
+    return conn.execute("SELECT 1 FROM incident_members m JOIN incidents i ON i.id = m.incident_id "
+                        "WHERE m.member_key = %s AND m.recovered_at IS NULL AND i.status = 'open' LIMIT 1",
+                        (member_key,)).fetchone() is not None
+
+
 def _correlate_or_open(conn: Connection, tracking_id: str, alert: AlertFacts, device: dict,
                        now: datetime) -> Assignment:
     site = device.get("site") or alert.site
     client = device.get("client") or alert.client
+    operator = device["operator"] if "operator" in device else alert.operator
     incident = conn.execute(
-        "SELECT * FROM incidents WHERE status = 'open' AND kind = 'outage' AND last_joined_at >= %s "
-        "AND opened_at >= %s AND ((site IS NOT NULL AND site = %s) OR (client IS NOT NULL AND client = %s) "
-        "OR (operator IS NOT NULL AND operator = %s)) ORDER BY opened_at LIMIT 1",
-        (now - CORRELATION_WINDOW, now - MAX_CORRELATION_SPAN, site, client, alert.operator)).fetchone()
+        "SELECT i.* FROM incidents i WHERE i.status = 'open' AND i.kind = 'outage' AND i.last_joined_at >= %s "
+        "AND i.opened_at >= %s AND EXISTS (SELECT 1 FROM incident_members m WHERE m.incident_id = i.id AND ("
+        "lower(m.site) = lower(%s) OR lower(m.client) = lower(%s) OR m.operator = %s)) ORDER BY i.opened_at LIMIT 1",
+        (now - CORRELATION_WINDOW, now - MAX_CORRELATION_SPAN, site, client, operator)).fetchone()
     if incident is None:
         incident = conn.execute(
             "INSERT INTO incidents (tracking_id, site, client, operator, primary_device_id, primary_hostname, "
-            "primary_ip, opened_at, last_joined_at, last_seen_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
-            "RETURNING *", (tracking_id, site, client, alert.operator, alert.device_id, alert.hostname,
-                            device.get("ip"), now, now, now)).fetchone()
+            "primary_ip, opened_at, last_joined_at, last_seen_at, glpi_entity_id, scope) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, 'site') RETURNING *",
+            (tracking_id, site, client, operator, alert.device_id, alert.hostname, device.get("ip"), now, now, now,
+             device.get("glpi_entity_id"))).fetchone()
         outcome = "opened"
         event(conn, incident["id"], "opened", f"Incident ouvert : {alert.hostname} injoignable"
               + (f" ({site})" if site else "") + ".", at=now, alert=tracking_id)
     else:
         outcome = "correlated"
-        conn.execute("UPDATE incidents SET last_joined_at = %s, last_seen_at = greatest(last_seen_at, %s) "
-                     "WHERE id = %s", (now, now, incident["id"]))
-        why = ("même site" if site and incident["site"] == site else "même client"
-               if client and incident["client"] == client else "même opérateur d'accès")
+        same = conn.execute(
+            "SELECT bool_or(lower(site) = lower(%s)) AS site, bool_or(lower(client) = lower(%s)) AS client "
+            "FROM incident_members WHERE incident_id = %s", (site, client, incident["id"])).fetchone()
+        scope = "site" if same["site"] else "client" if same["client"] else "operator"
+        widest = max(scope, incident["scope"] or "site", key=("site", "client", "operator").index)
+        conn.execute("UPDATE incidents SET last_joined_at = %s, last_seen_at = greatest(last_seen_at, %s), "
+                     "scope = %s, operator = coalesce(operator, %s) WHERE id = %s",
+                     (now, now, widest, operator, incident["id"]))
+        why = {"site": "même site", "client": "même client", "operator": "même opérateur d'accès"}[scope]
         event(conn, incident["id"], "correlated", f"{alert.hostname} rattaché à l'incident ({why}).", at=now,
               alert=tracking_id)
     conn.execute(
         "INSERT INTO incident_members (incident_id, member_key, device_id, hostname, ip_address, site, client, "
-        "entity, condition, first_seen, last_seen) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
-        "ON CONFLICT (incident_id, member_key) DO UPDATE SET recovered_at = NULL, last_seen = EXCLUDED.last_seen, "
-        "occurrences = incident_members.occurrences + 1",
+        "entity, condition, first_seen, last_seen, operator, role, service_ref) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, "
+        "%s, %s, %s, %s, %s, %s) ON CONFLICT (incident_id, member_key) DO UPDATE SET recovered_at = NULL, "
+        "last_seen = EXCLUDED.last_seen, occurrences = incident_members.occurrences + 1",
         (incident["id"], alert.member_key, alert.device_id, alert.hostname, device.get("ip"), site, client,
-         f"{alert.entity_type}:{alert.entity_name or alert.entity_id or alert.hostname}", alert.condition, now, now))
+         f"{alert.entity_type}:{alert.entity_name or alert.entity_id or alert.hostname}"[:500], alert.condition,
+         now, now, operator, device.get("role"), device.get("service_ref")))
     notified = incident["notified_at"] is not None
     return Assignment(outcome, incident["id"], needs_diagnosis=outcome == "opened", needs_sync=notified)
 

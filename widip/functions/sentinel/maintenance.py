@@ -1,7 +1,8 @@
 """Maintenance windows and ignored devices: alerts inside one are dropped and counted ("Log Filtrée").
 
-A window targets one device (its Observium id or hostname), one site (the full Observium location)
-or one client (the location's part before " - "), from `starts_at` to `ends_at`; a window with no
+A window targets one device (its Observium id or hostname), one site (the establishment, as the
+inventory names it — or the Observium location without its room) or one client (the inventory's
+client, else the location's part before " - "), from `starts_at` to `ends_at`; a window with no
 end is an "ignore until removed" rule. Names compare case-insensitively.
 """
 
@@ -12,6 +13,7 @@ from datetime import datetime, timezone
 from psycopg import Connection
 
 from widip.errors import Invalid, NotFound
+from widip.functions import clock
 
 SCOPES = ("device", "site", "client")
 FIELDS = ("scope", "value", "starts_at", "ends_at", "reason")
@@ -34,7 +36,7 @@ def create(conn: Connection, data: dict, *, actor: str) -> dict:
     return conn.execute(
         "INSERT INTO maintenance_windows (scope, value, starts_at, ends_at, reason, created_by) "
         "VALUES (%s, %s, %s, %s, %s, %s) RETURNING *",
-        (data["scope"], data["value"].strip(), starts or datetime.now(timezone.utc), ends,
+        (data["scope"], data["value"].strip(), starts or clock.now(), ends,
          data.get("reason", ""), actor)).fetchone()
 
 

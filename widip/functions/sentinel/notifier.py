@@ -24,12 +24,13 @@ the run ("Validation & log").
 from __future__ import annotations
 
 import logging
+import os
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 
 from widip.errors import IntegrationError, Unavailable
-from widip.functions import job_table, outbox
+from widip.functions import clock, job_table, outbox
 from widip.functions.integrations import circuit
 from widip.functions.safeguard import runs as tool_runs
 from widip.functions.callers import system_persona
@@ -46,6 +47,8 @@ ENTITY_TTL_SECONDS, ENTITY_MISS_TTL_SECONDS = 86_400, 600
 #: A notification requested longer ago than the notify actor's time limit (120 s) but never mailed has
 #: stopped (killed during the GLPI call); younger, it may still be running: do not mail without its ticket.
 UNFINISHED_AFTER = timedelta(seconds=150)
+#: Late devices are announced together once none joined for this long (SENTINEL_BATCH_SECONDS).
+ADDITIONS_BATCH = timedelta(seconds=int(os.environ.get("SENTINEL_BATCH_SECONDS") or 60))
 
 
 @dataclass(frozen=True)
@@ -96,7 +99,7 @@ def notify(pool, redis, clients, settings, incident_id: int, *, policy: Policy, 
     Two commits: the ticket request (`notified_at`), then the team mail and log (`mailed_at`). A run that
     died in between (time limit or kill during the inline GLPI call) is finished by the next `notify`.
     """
-    now = now or datetime.now(timezone.utc)
+    now = now or clock.now()
     with transaction(pool) as conn:
         incident = incidents.get_incident(conn, incident_id)
         if (incident is not None and incident["notified_at"] is not None and incident["mailed_at"] is None
@@ -107,7 +110,9 @@ def notify(pool, redis, clients, settings, incident_id: int, *, policy: Policy, 
         if incident["diagnosis"] is None:
             return Notified(incident_id, "not_diagnosed")
     degraded = not circuit.glpi_available(redis)
-    entity = resolve_entity(redis, clients, incident["client"], ask_glpi=not degraded)
+    entity = incident["glpi_entity_id"]  # from the inventory; else the GLPI entity named like the client
+    if entity is None:
+        entity = resolve_entity(redis, clients, incident["client"], ask_glpi=not degraded)
     notificateur = system_persona("notificateur")
     ticket_call = call_id(incident_id, "ticket")
     with transaction(pool) as conn:
@@ -127,7 +132,7 @@ def notify(pool, redis, clients, settings, incident_id: int, *, policy: Policy, 
         incidents.link_call(conn, incident_id, ticket_call, "ticket")
         inline = call["status"] == "ready" and not degraded
         if inline:
-            outbox.claim(conn, f"run:{ticket_call}")
+            calls.claim_run(conn, ticket_call)
         conn.execute("UPDATE incidents SET notified_at = %s, degraded = %s, ticket_call_id = %s, glpi_entity_id = %s "
                      "WHERE id = %s", (now, degraded, ticket_call, entity, incident_id))
         conn.execute("UPDATE incident_members SET announced = true WHERE incident_id = %s", (incident_id,))
@@ -209,7 +214,7 @@ def _create_inline(pool, clients, incident_id: int, ticket_call: str) -> tuple[i
                        incident_id, exc.message)
         with transaction(pool) as conn:
             outbox.add(conn, job_table.RUN_TOOL, {"call_id": ticket_call}, dependency="glpi",
-                       dedup_key=f"run:{ticket_call}:retry", description="glpi_create_ticket after a GLPI failure")
+                       dedup_key=calls.run_key(ticket_call) + ":retry", description="glpi_create_ticket after a GLPI failure")
             conn.execute("UPDATE incidents SET degraded = true WHERE id = %s", (incident_id,))
         return None, "glpi_down"
     row = outcome.call
@@ -276,8 +281,13 @@ def count_error() -> None:
     WORKFLOW_ERROR.labels(workflow="proactif").inc()
 
 
-def sync(pool, incident_id: int, *, policy: Policy, approval_ttl: timedelta) -> list[str]:
-    """Record the ticket id once created; post due follow-ups (late devices, flapping, recovery). Idempotent."""
+def sync(pool, incident_id: int, *, policy: Policy, approval_ttl: timedelta, now: datetime | None = None) -> list[str]:
+    """Record the ticket id once created; post due follow-ups (late devices, flapping, recovery). Idempotent.
+
+    Late devices are batched: their follow-up waits until none joined for ADDITIONS_BATCH (or the
+    incident recovered), so an outage spreading over minutes adds one consolidated follow-up, not one
+    per device."""
+    now = now or clock.now()
     posted: list[str] = []
     with transaction(pool) as conn:
         incident = incidents.get_incident(conn, incident_id, lock=True)
@@ -298,7 +308,8 @@ def sync(pool, incident_id: int, *, policy: Policy, approval_ttl: timedelta) -> 
         ticket_id = int(incident["ticket_id"])
         members = incidents.members(conn, incident_id)
         late = [m for m in members if not m["announced"]]
-        if late:
+        settled = incident["status"] == "recovered" or all(now - m["first_seen"] >= ADDITIONS_BATCH for m in late)
+        if late and settled:
             _followup(conn, incident, ticket_id, f"additions:{max(m['id'] for m in late)}",
                       texts.additions_followup(late), policy, approval_ttl)
             conn.execute("UPDATE incident_members SET announced = true WHERE id = ANY(%s)", ([m["id"] for m in late],))
@@ -336,7 +347,7 @@ def needing_attention(conn, *, now: datetime | None = None, limit: int = 200) ->
     """Incidents whose next step seems lost (no diagnosis, not notified, notified but never mailed) or that
     have something for `sync` to do. An incident whose ticket call ended without a ticket is synced once
     (which records it as failed: `ticket_failed_at`, a timeline event) and then left out for good."""
-    now = now or datetime.now(timezone.utc)
+    now = now or clock.now()
     stale = now - timedelta(minutes=2)
     undiagnosed = conn.execute("SELECT id FROM incidents WHERE diagnosis IS NULL AND opened_at < %s ORDER BY id "
                                "LIMIT %s", (stale, limit)).fetchall()

@@ -4,7 +4,13 @@ The alert row is locked and its status re-checked inside the transaction, so an 
 (webhook + sweeper, broker redelivery) is processed once. Observium is asked about the device
 before the lock is taken (IP address, ignore/disabled flags, site/client), cached 10 minutes per
 device so that an alert storm costs one API call per device; if Observium cannot answer, the
-webhook's own tags are used and nothing is filtered on flags.
+webhook's own tags are used and nothing is filtered on flags. Then `place` puts the device in the
+estate (inventory: site, client, GLPI entity, role, operator line); an unmapped device keeps what its
+location says (site without the room, client before " - ").
+
+Recoveries go through the same pre-filter: a recovery of an ignored or in-maintenance device is
+filtered and counted — unless that device is a member of an open incident (it went down before the
+window began), whose recovery must still close it.
 """
 
 from __future__ import annotations
@@ -12,11 +18,12 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 
 from widip.errors import IntegrationError
+from widip.functions import clock
 from widip.functions.db import transaction
-from widip.functions.sentinel import alerts, incidents, maintenance, tracker
+from widip.functions.sentinel import alerts, incidents, inventory, maintenance, tracker
 
 logger = logging.getLogger(__name__)
 
@@ -57,7 +64,7 @@ def lookup_device(redis, clients, facts: alerts.AlertFacts) -> dict:
 
 
 def process(pool, redis, clients, alert_id: int, *, now: datetime | None = None) -> Processed:
-    now = now or datetime.now(timezone.utc)
+    now = now or clock.now()
     with transaction(pool) as conn:
         row = conn.execute("SELECT id, status, tracking_id, body FROM alerts WHERE id = %s", (alert_id,)).fetchone()
     if row is None:
@@ -70,7 +77,10 @@ def process(pool, redis, clients, alert_id: int, *, now: datetime | None = None)
         current = conn.execute("SELECT status FROM alerts WHERE id = %s FOR UPDATE", (alert_id,)).fetchone()
         if current["status"] != "received":
             return Processed(alert_id, "already")
-        reason = None if facts.recovery else _filtered(conn, facts, device, now)
+        device = place(conn, facts, device)
+        reason = _filtered(conn, facts, device, now)
+        if reason and facts.recovery and incidents.open_member(conn, facts.member_key):
+            reason = None
         if reason:
             conn.execute("UPDATE alerts SET status = 'filtered', outcome = %s, processed_at = %s WHERE id = %s",
                          (f"filtered:{reason}", now, alert_id))
@@ -88,14 +98,29 @@ def process(pool, redis, clients, alert_id: int, *, now: datetime | None = None)
                      assignment.needs_sync)
 
 
+def place(conn, facts: alerts.AlertFacts, device: dict) -> dict:
+    """Observium's device facts completed by the inventory (or, unmapped, by the alert's location)."""
+    estate = inventory.lookup(conn, device_id=facts.device_id, hostname=facts.hostname)
+    if estate is None:
+        site, room, client = inventory.parse_location(device.get("location") or facts.location)
+        site, client = site or facts.site, client or facts.client
+        return {**device, "site": site, "sub_location": room, "client": client, "mapped": False,
+                "role": "access" if facts.line_reference else None, "service_ref": facts.line_reference,
+                "operator": facts.operator, "glpi_entity_id": None}
+    access = estate["role"] == "access" or bool(estate["service_ref"])
+    return {**device, "site": estate["site"], "sub_location": estate["sub_location"], "client": estate["client"],
+            "mapped": True, "role": estate["role"], "service_ref": estate["service_ref"],
+            "operator": estate["operator"] if access else None, "glpi_entity_id": estate["glpi_entity_id"],
+            "widip": estate["widip"]}
+
+
 def _filtered(conn, facts: alerts.AlertFacts, device: dict, now: datetime) -> str | None:
     if device.get("disabled"):
         return "disabled"
     if device.get("ignored"):
         return "ignored"
     window = maintenance.matching(conn, device_id=facts.device_id, hostname=facts.hostname,
-                                  site=device.get("site") or facts.site, client=device.get("client") or facts.client,
-                                  now=now)
+                                  site=device.get("site"), client=device.get("client"), now=now)
     if window:
         return f"maintenance:{window['id']}"
     return None
@@ -103,5 +128,5 @@ def _filtered(conn, facts: alerts.AlertFacts, device: dict, now: datetime) -> st
 
 def filtered_count(conn, *, hours: int = 24) -> int:
     """Alerts dropped by the pre-filter in the last `hours` ("Log Filtrée")."""
-    return conn.execute("SELECT count(*) AS n FROM alerts WHERE status = 'filtered' AND processed_at > now() - "
-                        "make_interval(hours => %s)", (hours,)).fetchone()["n"]
+    return conn.execute("SELECT count(*) AS n FROM alerts WHERE status = 'filtered' AND processed_at > %s - "
+                        "make_interval(hours => %s)", (clock.now(), hours)).fetchone()["n"]

@@ -19,7 +19,7 @@ def device_line(member: dict) -> str:
     if member["site"]:
         parts.append(member["site"])
     if member["condition"] and member["condition"] != "-":
-        parts.append(member["condition"])
+        parts.append(member["condition"][:300])
     return "- " + " — ".join(parts)
 
 
@@ -47,6 +47,9 @@ def ticket_body(incident: dict, members: list[dict], diagnosis: dict, source: st
     if diagnosis["recommended_actions"]:
         lines += ["Actions recommandées :"] + [f"- {a}" for a in diagnosis["recommended_actions"]] + [""]
     lines += [f"Équipements concernés ({len(members)}) :", devices_block(members), ""]
+    sites = list(dict.fromkeys(m["site"] for m in members if m["site"]))
+    if len(sites) > 1:
+        lines.append(f"Sites ({len(sites)}) : " + ", ".join(sites[:20]) + (" …" if len(sites) > 20 else ""))
     if incident["site"] or incident["client"]:
         lines.append(f"Site : {incident['site'] or '-'} — client : {incident['client'] or '-'}")
     lines.append(f"Origine du diagnostic : {SOURCE_LABELS.get(source or 'llm', source)}.")

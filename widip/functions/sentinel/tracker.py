@@ -10,7 +10,9 @@ outages no webhook announced, and reconciles:
   tracked ids so recoveries are found without SCAN.
 - A device down ≥ ALERT_MAIL_THRESHOLD_MINUTES whose episode has no request gets one
   `smtp_send_alert` proposal as Sentinel (L3: an N3 approves; `alert_sent` becomes "requested", then
-  "1" once the mail went out). Devices under maintenance or ignored in Observium get none.
+  "1" once the mail went out) — one per incident episode, not per device: the devices of one open
+  incident share its request, which lists them. Devices under maintenance (matched through the
+  inventory) or ignored in Observium get none.
 - A tracked device that is up again: episode ended, hash deleted, and its open incident members
   recovered (the notifier then posts the recovery follow-up).
 The work is a constant number of round trips plus one proposal per newly due device, so 5,000
@@ -24,12 +26,13 @@ import json
 import logging
 import time
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 
+from widip.functions import clock
 from widip.functions.callers import system_persona
 from widip.functions.db import transaction
 from widip.functions.safeguard import calls
-from widip.functions.sentinel import incidents, maintenance, texts
+from widip.functions.sentinel import incidents, inventory, maintenance, texts
 
 logger = logging.getLogger(__name__)
 
@@ -66,9 +69,15 @@ def end_episodes(conn, device_ids, now: datetime) -> list[str]:
 
 
 def _withdraw_alerts(conn, ended_rows) -> None:
-    """A device back up before its alert mail was approved: the request closes instead of waiting."""
-    calls.withdraw_pending(conn, [r["alert_call_id"] for r in ended_rows if r["alert_call_id"]],
-                           RECOVERED_BEFORE_APPROVAL)
+    """Devices back up before their alert mail was approved: the request closes instead of waiting —
+    unless another device of the same incident, still down, shares it."""
+    ids = list({str(r["alert_call_id"]) for r in ended_rows if r["alert_call_id"]})
+    if not ids:
+        return
+    shared = {str(r["alert_call_id"]) for r in conn.execute(
+        "SELECT DISTINCT alert_call_id FROM device_down_episodes WHERE ended_at IS NULL "
+        "AND alert_call_id = ANY(%s::uuid[])", (ids,)).fetchall()}
+    calls.withdraw_pending(conn, [i for i in ids if i not in shared], RECOVERED_BEFORE_APPROVAL)
 
 
 def tracked(redis) -> list[dict]:
@@ -87,7 +96,7 @@ def tracked(redis) -> list[dict]:
 def tick(pool, redis, clients, settings, *, policy, approval_ttl: timedelta, now: datetime | None = None) -> dict:
     """One reconciliation; returns (and stores under LAST_TICK_KEY) its outcome, with incidents to sync."""
     started = time.monotonic()
-    now = now or datetime.now(timezone.utc)
+    now = now or clock.now()
     try:
         down = [d for d in clients.observium.list_devices(status="down") if not d.disabled]
     except Exception as exc:  # noqa: BLE001 - recorded for monitoring, nothing reconciled
@@ -131,32 +140,60 @@ def _open_episodes(conn, down: list, now: datetime) -> dict[str, dict]:
 
 def _request_alert_mails(conn, episodes: dict, by_id: dict, threshold: timedelta, now: datetime, policy,
                          approval_ttl: timedelta) -> dict[str, str]:
-    """One L3 `smtp_send_alert` proposal per due episode that has none; {device_id: call_id}."""
+    """One L3 `smtp_send_alert` proposal per due incident episode (or lone device); {device_id: call_id}."""
     due = [e for e in episodes.values() if e["alert_call_id"] is None and now - e["started_at"] >= threshold]
     requested: dict[str, str] = {}
     sentinel = system_persona("sentinel")
     for episode in sorted(due, key=lambda e: e["started_at"]):
         device = by_id[episode["device_id"]].to_dict()
-        if device["ignored"] or maintenance.matching(conn, device_id=device["id"] and str(device["id"]),
-                                                      hostname=device["hostname"], site=device["site"],
-                                                      client=device["client"], now=now):
+        if device["ignored"] or _in_maintenance(conn, device, now):
             continue
-        minutes = int((now - episode["started_at"]).total_seconds() // 60)
-        call_id = str(uuid.uuid5(_EPISODES, f"{episode['id']}"))
-        calls.propose(conn, tool_name="smtp_send_alert", caller=sentinel, policy=policy, approval_ttl=approval_ttl,
-                      call_id=call_id, reason=f"équipement injoignable depuis {minutes} min (seuil "
-                      f"{int(threshold.total_seconds() // 60)} min)",
-                      arguments={"device": device["hostname"][:255], "duration_minutes": minutes,
-                                 "details": texts.alert_mail_details(device, minutes)})
+        incident = conn.execute("SELECT DISTINCT m.incident_id FROM incident_members m JOIN incidents i ON "
+                                "i.id = m.incident_id WHERE m.device_id = %s AND i.status = 'open' "
+                                "ORDER BY m.incident_id LIMIT 1", (episode["device_id"],)).fetchone()
+        call_id = _shared_request(conn, incident["incident_id"]) if incident else None
+        if call_id is None:
+            minutes = int((now - episode["started_at"]).total_seconds() // 60)
+            call_id = str(uuid.uuid5(_EPISODES, f"{episode['id']}"))
+            companions = _incident_devices(conn, incident["incident_id"], by_id) if incident else []
+            details = texts.alert_mail_details(device, minutes)
+            if len(companions) > 1:
+                details += (f" Incident de {len(companions)} équipements injoignables : "
+                            + ", ".join(companions[:20]) + (" …" if len(companions) > 20 else "") + ".")
+            calls.propose(conn, tool_name="smtp_send_alert", caller=sentinel, policy=policy,
+                          approval_ttl=approval_ttl, call_id=call_id, reason=f"équipement injoignable depuis "
+                          f"{minutes} min (seuil {int(threshold.total_seconds() // 60)} min)",
+                          arguments={"device": device["hostname"][:255], "duration_minutes": minutes,
+                                     "details": details[:4000]})
+            if incident:
+                incidents.link_call(conn, incident["incident_id"], call_id, "alert_mail")
         conn.execute("UPDATE device_down_episodes SET alert_call_id = %s, alert_requested_at = %s WHERE id = %s",
                      (call_id, now, episode["id"]))
-        for row in conn.execute("SELECT DISTINCT m.incident_id FROM incident_members m JOIN incidents i ON "
-                                "i.id = m.incident_id WHERE m.device_id = %s AND i.status = 'open'",
-                                (episode["device_id"],)).fetchall():
-            incidents.link_call(conn, row["incident_id"], call_id, "alert_mail")
         episode["alert_call_id"] = call_id
         requested[episode["device_id"]] = call_id
     return requested
+
+
+def _in_maintenance(conn, device: dict, now: datetime) -> bool:
+    estate = inventory.lookup(conn, device_id=str(device["id"]), hostname=device["hostname"])
+    site, _room, client = ((estate["site"], None, estate["client"]) if estate
+                           else inventory.parse_location(device.get("location")))
+    return maintenance.matching(conn, device_id=device["id"] and str(device["id"]), hostname=device["hostname"],
+                                site=site, client=client, now=now) is not None
+
+
+def _shared_request(conn, incident_id: int) -> str | None:
+    """The alert-mail request already made for this incident's episode, if one of its devices has it."""
+    row = conn.execute("SELECT call_id FROM incident_calls WHERE incident_id = %s AND purpose = 'alert_mail' "
+                       "AND call_id IN (SELECT alert_call_id FROM device_down_episodes WHERE ended_at IS NULL) "
+                       "LIMIT 1", (incident_id,)).fetchone()
+    return str(row["call_id"]) if row else None
+
+
+def _incident_devices(conn, incident_id: int, by_id: dict) -> list[str]:
+    rows = conn.execute("SELECT DISTINCT device_id, hostname FROM incident_members WHERE incident_id = %s "
+                        "AND recovered_at IS NULL ORDER BY hostname", (incident_id,)).fetchall()
+    return [r["hostname"] for r in rows if r["device_id"] in by_id]
 
 
 def _mark_sent(conn) -> list[str]:

@@ -13,7 +13,7 @@ from widip.errors import Invalid, NotFound
 STATUSES = ("open", "recovered")
 _LIST_COLUMNS = ("id, tracking_id, status, kind, site, client, operator, primary_hostname, opened_at, recovered_at, "
                  "last_seen_at, diagnosis, diagnosis_source, cache_used, ticket_id, degraded, notified_at, mailed_at, "
-                 "ticket_failed_at")
+                 "ticket_failed_at, scope, glpi_entity_id")
 
 
 def json_safe(value):
@@ -66,7 +66,8 @@ def story(conn: Connection, tracking_id: str) -> dict:
     approvals = conn.execute("SELECT id, call_id, tool_name, level, status, requested_by, decided_by, decided_at, "
                              "expires_at FROM safeguard_requests WHERE id = ANY(%s) ORDER BY id",
                              (request_ids,)).fetchall() if request_ids else []
-    devices = conn.execute("SELECT device_id, hostname, ip_address, site, client, entity, condition, first_seen, "
+    devices = conn.execute("SELECT device_id, hostname, ip_address, site, client, role, operator, entity, condition, "
+                           "first_seen, "
                            "last_seen, occurrences, flaps, recovered_at FROM incident_members WHERE incident_id = %s "
                            "ORDER BY first_seen, id", (iid,)).fetchall()
     alert_rows = conn.execute("SELECT tracking_id, alert_id, alert_state, hostname, received_at, status, outcome "
@@ -79,8 +80,8 @@ def story(conn: Connection, tracking_id: str) -> dict:
     if ticket_id is None and ticket_call and ticket_call["status"] == "done" and ticket_call["result"]:
         ticket_id = ticket_call["result"].get("ticket_id")  # created; the next sync records it on the incident
     return json_safe({
-        "incident": {k: v for k, v in incident.items() if k not in ("diagnosis",)},
-        "diagnosis": incident["diagnosis"], "devices": devices, "alerts": alert_rows,
+        "incident": {k: v for k, v in incident.items() if k not in ("diagnosis", "evidence")},
+        "diagnosis": incident["diagnosis"], "evidence": incident["evidence"], "devices": devices, "alerts": alert_rows,
         "ticket": {"id": ticket_id, "status": ticket_call["status"] if ticket_call else None,
                    "pending": ticket_id is None and ticket_call is not None and incident["ticket_failed_at"] is None,
                    "failed": incident["ticket_failed_at"] is not None,
