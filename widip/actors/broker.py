@@ -21,6 +21,7 @@ from periodiq import PeriodiqMiddleware
 
 from widip.actors.tracking import JobTracking
 from widip.errors import ConfigError
+from widip.logs import quiet_startup
 
 logger = logging.getLogger(__name__)
 
@@ -83,5 +84,6 @@ def setup_broker_from_env(env=os.environ) -> dramatiq.Broker:
     """The broker needs only WIDIP_BROKER and REDIS_URL, so importing actors never needs a database."""
     broker = build_broker(env.get("WIDIP_BROKER", "redis"), env.get("REDIS_URL"))
     dramatiq.set_broker(broker)
+    quiet_startup(env.get("LOG_LEVEL"))  # dramatiq configured logging at INFO; periodiq narrates every tick
     logger.debug("broker ready: %s", type(broker).__name__)
     return broker

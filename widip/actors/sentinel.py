@@ -11,7 +11,6 @@ The sweeper, each minute, re-sends what a lost message or a Redis outage left be
 from __future__ import annotations
 
 import logging
-import os
 from datetime import timedelta
 
 import dramatiq
@@ -25,6 +24,7 @@ from widip.functions.llm import queue as llm_queue
 from widip.functions.llm.factory import provider_for
 from widip.functions.safeguard.policy import load_policy
 from widip.functions.sentinel import alerts, diagnosis, notifier, pipeline, tracker
+from widip.ticks import schedule
 
 logger = logging.getLogger(__name__)
 
@@ -35,16 +35,7 @@ CORRELATION_HOLD_MS = 3_000
 RESEND_GUARD_SECONDS = 300
 
 
-def tick_cron(interval_seconds) -> str:
-    """"*/N * * * *" for WORKFLOW_INTERVAL_SECONDS rounded to whole minutes (1–60), hourly beyond."""
-    try:
-        minutes = max(1, round(int(interval_seconds) / 60))
-    except (TypeError, ValueError):
-        minutes = 5
-    return "* * * * *" if minutes == 1 else f"*/{minutes} * * * *" if minutes < 60 else "0 * * * *"
-
-
-TICK_CRON = tick_cron(os.environ.get("WORKFLOW_INTERVAL_SECONDS", "300"))
+TICK_CRON = schedule()["tick_sentinel"]  # the scheduler process reads the same table
 
 
 def _policy(settings):
