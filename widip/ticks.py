@@ -41,6 +41,7 @@ def schedule(env=os.environ) -> dict[str, str]:
         "tick_sentinel": tick_cron(env.get("WORKFLOW_INTERVAL_SECONDS", "300")),
         "run_assist_cycle": "*/3 * * * *",
         "purge_expired_credentials": "17 * * * *",
+        "push_metrics": "* * * * *",
     }
 
 
