@@ -174,6 +174,30 @@ def run_wrk(url: str, script: Path, connections: int, seconds: float, run: int) 
     return result
 
 
+def server_cpu_seconds(workdir: Path, web_pgid: int, redis_port: int) -> dict[str, float]:
+    """CPU seconds used so far by the web process group, this bench's PostgreSQL and its Valkey."""
+    tick = os.sysconf("SC_CLK_TCK")
+    used = {"web": 0.0, "postgresql": 0.0, "valkey": 0.0}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            fields = stat[stat.rindex(")") + 2:].split()
+            parent_cmd = Path(f"/proc/{fields[1]}/cmdline").read_bytes().decode(errors="replace")
+        except OSError:
+            continue
+        cpu = (int(fields[11]) + int(fields[12])) / tick
+        if int(fields[2]) == web_pgid:
+            used["web"] += cpu
+        elif "postgres" in cmd and (str(workdir) in cmd or str(workdir) in parent_cmd):
+            used["postgresql"] += cpu
+        elif "valkey-server" in cmd and f":{redis_port}" in cmd:
+            used["valkey"] += cpu
+    return used
+
+
 def count_alerts(database_url: str) -> int:
     from widip.functions import db
 
@@ -190,6 +214,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=10, help="load duration per level (wrk)")
     parser.add_argument("--requests", type=int, default=2000, help="requests per level (Python client)")
     parser.add_argument("--web-workers", type=int, default=2)
+    parser.add_argument("--web-threads", type=int, default=None, help="gunicorn threads per worker (Procfile default)")
+    parser.add_argument("--connections", type=int, nargs="*", default=[1, 16, 64])
     args = parser.parse_args(argv)
     use_wrk = shutil.which("wrk") is not None
     print("starting embedded PostgreSQL + Valkey and a web process…", flush=True)
@@ -197,7 +223,8 @@ def main(argv: list[str] | None = None) -> int:
     fleet = Fleet(env, workdir)
     figures = []
     try:
-        fleet.start("web", WEB_WORKERS=str(args.web_workers))
+        threads = {"WEB_THREADS": str(args.web_threads)} if args.web_threads else {}
+        fleet.start("web", WEB_WORKERS=str(args.web_workers), **threads)
         wait_http(url)
         run_load(url, [alert_body(i, i % 50, location="Bench - Warm") for i in range(200)], 4)  # warm-up
         client = "wrk (its own process)" if use_wrk else "Python threads (the client may be the bottleneck)"
@@ -205,8 +232,9 @@ def main(argv: list[str] | None = None) -> int:
               f"(persist + enqueue + answer), load from {client}:")
         script = wrk_script(workdir) if use_wrk else None
         seq = 1000
-        for run, concurrency in enumerate((1, 16, 64), start=1):
+        for run, concurrency in enumerate(args.connections, start=1):
             stored_before = count_alerts(servers.database_url)
+            cpu_before = server_cpu_seconds(workdir, fleet.processes[0].pid, int(servers.redis_url.rsplit(":", 1)[1]))
             if use_wrk:
                 r = run_wrk(url, script, concurrency, args.seconds, run)
                 rate, p50, p99 = r["accepted"] / r["wall"], r["p50_us"] / 1000, r["p99_us"] / 1000
@@ -220,6 +248,9 @@ def main(argv: list[str] | None = None) -> int:
                 p50, p99 = 1000 * statistics.median(latencies), 1000 * percentile(latencies, 99)
                 extra = ""
             stored = count_alerts(servers.database_url) - stored_before
+            cpu_after = server_cpu_seconds(workdir, fleet.processes[0].pid, int(servers.redis_url.rsplit(":", 1)[1]))
+            per_alert = {k: 1000 * (cpu_after[k] - cpu_before[k]) / max(1, accepted) for k in cpu_after}
+            extra += ("; server CPU per alert: " + ", ".join(f"{k} {v:.2f} ms" for k, v in per_alert.items()))
             print(f"  {concurrency:>2} connections: {rate:7.0f} accepted alerts/s, p50 {p50:6.1f} ms, "
                   f"p99 {p99:6.1f} ms ({accepted}/{sent} accepted, {stored} stored{extra})", flush=True)
             target = concurrency == 16
@@ -228,7 +259,9 @@ def main(argv: list[str] | None = None) -> int:
                         Figure(f"webhook p50, {concurrency} connections", p50, "ms"),
                         Figure(f"webhook p99, {concurrency} connections", p99, "ms", *(("<=", 30) if target else ())),
                         Figure(f"webhook accepted but not stored, {concurrency} connections",
-                               max(0, accepted - stored), "alerts", "<=", 0)]
+                               max(0, accepted - stored), "alerts", "<=", 0),
+                        Figure(f"webhook server CPU per alert (web + PostgreSQL + Valkey), {concurrency} connections",
+                               sum(per_alert.values()), "ms")]
         import redis
 
         queued = redis.Redis.from_url(servers.redis_url).llen("dramatiq:default")
