@@ -143,6 +143,9 @@ def test_ctrl_c_stops_every_process_and_leaves_nothing_behind(deployment):
                      lambda pids: not pids, timeout=30, interval=0.5)
     assert leftovers == []
     assert not _ready(port)
+    valkey = redis.Redis.from_url(read_env_file(deployment["dir"] / "var" / "demo.env")["REDIS_URL"])
+    with pytest.raises(redis.ConnectionError):  # Valkey runs in its own session: stopped by the launcher, last
+        valkey.ping()
 
 
 def _ready(port: int):
