@@ -60,6 +60,11 @@ def group_alive(pgid: int) -> bool:
     return False
 
 
+def shell_command(command: str) -> str:
+    """`exec` a simple command, so the group leader is the process itself and no `sh` stays around."""
+    return command if any(op in command for op in (";", "&", "|", "\n")) else f"exec {command}"
+
+
 def signal_group(pgid: int, sig: int) -> None:
     try:
         os.killpg(pgid, sig)
@@ -106,8 +111,7 @@ class Supervisor:
 
     def _start(self, child: Child) -> None:
         env = {**self.env, PROCESS_ENV: child.name}
-        # `exec`: the command replaces the shell, so the group leader is the process itself (no `sh` kept).
-        child.process = subprocess.Popen(f"exec {child.command}", shell=True, cwd=self.cwd, env=env, start_new_session=True,
+        child.process = subprocess.Popen(shell_command(child.command), shell=True, cwd=self.cwd, env=env, start_new_session=True,
                                          stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         child.started_at, child.restart_at = time.monotonic(), None
         threading.Thread(target=self._relay, args=(child.name, child.process.stdout), daemon=True).start()
