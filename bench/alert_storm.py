@@ -23,6 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.common import Figure, report  # noqa: E402
 from bench.webhook import TOKEN, Fleet, start_servers, wait_http  # noqa: E402
 
 
@@ -138,7 +139,13 @@ def main(argv: list[str] | None = None) -> int:
         ok = lost == 0 and accepted == len(bodies) and counts["diagnoses"] <= args.sites and \
             counts["tickets"] <= args.sites
         print("targets met (lost 0, diagnoses ≤ sites, tickets ≤ sites)" if ok else "TARGETS MISSED")
-        return 0 if ok else 1
+        report([Figure("alert storm: accepted", accepted, f"of {len(bodies)}", ">=", len(bodies)),
+                Figure("alert storm: lost", lost, "alerts", "<=", 0),
+                Figure("alert storm: incidents", counts["incidents"], f"({args.sites} sites)", "<=", args.sites),
+                Figure("alert storm: diagnoses", counts["diagnoses"], "sessions", "<=", args.sites),
+                Figure("alert storm: tickets", counts["tickets"], "tickets", "<=", args.sites),
+                Figure("alert storm: pipeline settled after the last alert", settled, "s")])
+        return 0
     finally:
         fleet.stop()
         for sim in sims:

@@ -31,7 +31,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.common import Fleet, free_port, percentile  # noqa: E402
+from bench.common import Figure, Fleet, free_port, percentile, report  # noqa: E402
 BIN = Path(sys.executable).parent
 
 
@@ -154,6 +154,26 @@ def main(argv: list[str] | None = None) -> int:
         print(f"   p50 {percentile(pickups, 50):.1f} ms, p95 {percentile(pickups, 95):.1f} ms, "
               f"max {max(pickups):.1f} ms")
 
+        # 2b. Priority inversions: with the GPU busy on low-priority work, high-priority calls arrive;
+        # an inversion is a wibot call that starts after a sentinel call was queued and before it started.
+        state.reset()
+        state.configure({"latency_ms": 100})
+        submitted = {}
+        for i in range(8):
+            submitted[f"low-{i}"] = time.time()
+            submit("wibot", f"low-{i}")
+        time.sleep(0.15)
+        for i in range(4):
+            submitted[f"high-{i}"] = time.time()
+            submit("proactif_sentinel", f"high-{i}")
+        done = wait_until(lambda: (s := state.stats()["started"]) and len(s) == 12 and all(e["finished_at"] for e in s)
+                          and s, timeout=60)
+        start = {e["tag"]: e["at"] for e in done}
+        inversions = sum(1 for low in (t for t in start if t.startswith("low-"))
+                         if any(submitted[h] < start[low] < start[h] for h in start if h.startswith("high-")))
+        print(f"\n2b. priority: {inversions} wibot call(s) started ahead of a waiting sentinel call (target 0)")
+        state.configure({"latency_ms": args.latency_ms})
+
         # 3. Idle Redis calls/s.
         time.sleep(1.0)
         llm_rates = command_rates(client, args.idle_seconds)
@@ -171,6 +191,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\ntargets: gap median ≤ 5 ms {'OK' if ok_gap else 'MISSED'}; overhead ≤ 1 % "
               f"{'OK' if ok_overhead else 'MISSED'}; idle pickup p95 ≤ 100 ms {'OK' if ok_pickup else 'MISSED'}")
         client.close()
+        report([Figure("LLM queue: GPU idle gap between calls, median", statistics.median(gaps), "ms", "<=", 5),
+                Figure("LLM queue: overhead share of LLM time", overhead, "%", "<=", 1),
+                Figure("LLM queue: idle pickup p95", percentile(pickups, 95), "ms", "<=", 100),
+                Figure("LLM queue: priority inversions", inversions, "jobs", "<=", 0),
+                Figure("LLM queue: idle Redis calls/s, llm process",
+                       llm_rates.get("evalsha", 0) + llm_rates.get("eval", 0), "calls/s")])
         return 0
     finally:
         if fleet is not None:

@@ -172,7 +172,7 @@ def start_silent_server(host: str = DEFAULT_HOST) -> SilentServer:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Run the sink in the foreground until SIGINT/SIGTERM (used by `make demo` / honcho)."""
+    """Run the sink in the foreground until SIGINT/SIGTERM (used by `make demo`)."""
     parser = argparse.ArgumentParser(description="WIDIP SMTP sink (writes a Maildir)")
     parser.add_argument("--maildir", default="var/mail")
     parser.add_argument("--host", default=DEFAULT_HOST)

@@ -1,17 +1,27 @@
 """`widip up` on a clean machine: embedded PostgreSQL + Valkey, migrations, every Procfile process,
-/ready within 60 s, and Ctrl-C (SIGINT to the terminal's process group) leaves no process behind."""
+/ready within 60 s; a worker killed with SIGKILL is restarted while the rest keeps serving; and Ctrl-C
+(SIGINT to the terminal's process group) leaves no process behind.
+
+The two tests share one deployment (starting it costs ~20 s); the second one stops it.
+"""
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
+import threading
 import time
 from pathlib import Path
 
 import httpx
 import pytest
+import redis
 
 from tests.stack import free_port, poll
+from widip.launcher import read_env_file
+from widip.supervisor import PROCESS_ENV
 
 pytestmark = pytest.mark.e2e
 
@@ -28,28 +38,115 @@ def using(directory: Path) -> list[int]:
     return [int(line.split(None, 1)[0]) for line in out if str(directory) in line and "pytest" not in line]
 
 
-def test_widip_up_starts_everything_reports_ready_and_stops_cleanly_on_ctrl_c(tmp_path):
+def named(name: str) -> list[int]:
+    """Live processes started for Procfile entry `name` (the launcher tags each one's environment)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and f"{PROCESS_ENV}={name}".encode() in (entry / "environ").read_bytes().split(b"\0") \
+                    and (entry / "stat").read_text().rsplit(")", 1)[1].split()[0] != "Z":
+                found.append(int(entry.name))
+        except OSError:
+            continue
+    return sorted(found)
+
+
+def threads(pid: int) -> int:
+    try:
+        return int(next(l for l in Path(f"/proc/{pid}/status").read_text().splitlines() if l.startswith("Threads:")).split()[1])
+    except (OSError, StopIteration):
+        return 0
+
+
+@pytest.fixture(scope="module")
+def deployment(tmp_path_factory):
+    # Not under pytest's basetemp (0700): the embedded PostgreSQL runs as its own user and must reach it.
+    base = Path(tempfile.mkdtemp(prefix="widip-up-"))
+    base.chmod(0o755)
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL", "WIDIP_BROKER")}
-    env.update(WIDIP_VAR_DIR=str(tmp_path / "var"), WIDIP_BIND=f"127.0.0.1:{port}", WEB_WORKERS="1",
+    env.update(WIDIP_VAR_DIR=str(base / "var"), WIDIP_BIND=f"127.0.0.1:{port}", WEB_WORKERS="1",
                WORKER_PROCESSES="1", WORKER_PROM_PORT=str(free_port()), LLM_PROM_PORT=str(free_port()),
                WIDIP_MCP_PORT=str(free_port()), PATH=f"{Path(sys.executable).parent}:{env.get('PATH', '')}")
-    log = open(tmp_path / "up.log", "wb")
+    log = open(base / "up.log", "wb")
     up = subprocess.Popen([str(Path(sys.executable).parent / "widip"), "up"], env=env, stdout=log,
                           stderr=subprocess.STDOUT, start_new_session=True)
+    info = {"up": up, "port": port, "dir": base, "log": base / "up.log", "started": time.monotonic()}
+    yield info
+    if up.poll() is None:
+        os.killpg(up.pid, signal.SIGKILL)
+        for pid in named("web") + named("worker") + named("llm") + named("scheduler"):
+            os.kill(pid, signal.SIGKILL)
+    shutil.copy(base / "up.log", tmp_path_factory.mktemp("up") / "up.log")  # kept for a failure's post-mortem
+    shutil.rmtree(base, ignore_errors=True)
+
+
+def test_widip_up_reports_ready_and_restarts_a_killed_worker_while_web_keeps_serving(deployment):
+    port = deployment["port"]
+    ready = poll(lambda: _ready(port), lambda r: r is not None and r.status_code == 200, timeout=60, interval=0.5)
+    assert set(ready.json()["components"]) == {"postgres", "redis", "broker", "scheduler"}
+    assert time.monotonic() - deployment["started"] < 60
+    values = read_env_file(deployment["dir"] / "var" / "demo.env")
+    assert values["DATABASE_URL"] and values["REDIS_URL"]
+
+    web_before, worker_before = named("web"), named("worker")
+    leader = min(worker_before)  # the group leader (dramatiq's main process) is the oldest pid here
+    # Its worker process runs the consumer and worker threads (the metrics exposition fork has one or two).
+    child = next(pid for pid in worker_before if pid != leader and threads(pid) > 4)
+    answers, stop = [], threading.Event()
+
+    def keep_asking():
+        while not stop.is_set():
+            try:
+                answers.append(httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code)
+            except httpx.TransportError as exc:
+                answers.append(type(exc).__name__)
+            time.sleep(0.1)
+
+    asker = threading.Thread(target=keep_asking)
+    asker.start()
     try:
-        started = time.monotonic()
-        ready = poll(lambda: _ready(port), lambda r: r is not None and r.status_code == 200, timeout=60, interval=0.5)
-        assert set(ready.json()["components"]) == {"postgres", "redis", "broker", "scheduler"}
-        assert time.monotonic() - started < 60
-        demo_env = (tmp_path / "var" / "demo.env").read_text()
-        assert "DATABASE_URL=" in demo_env and "REDIS_URL=" in demo_env
+        os.kill(child, signal.SIGKILL)
+        restarted = poll(lambda: named("worker"), lambda pids: len(pids) >= 2 and not set(pids) & set(worker_before),
+                         timeout=60, interval=0.5)
+        time.sleep(2)  # and a little after the restart
     finally:
-        os.killpg(up.pid, signal.SIGINT)  # what Ctrl-C in the terminal does
-        up.wait(60)
-    leftovers = poll(lambda: alive(up.pid) + using(tmp_path), lambda pids: not pids, timeout=30, interval=0.5)
+        stop.set()
+        asker.join()
+    assert len(answers) >= 5 and set(answers) == {200}, answers  # web answered throughout
+    assert named("web") == web_before
+    log = deployment["log"].read_text()
+    assert f"worker (pid {leader}) exited" in log and "worker restarted" in log
+
+    # The new worker consumes: a heartbeat sent as the scheduler sends it is recorded.
+    from dramatiq.brokers.redis import RedisBroker
+
+    from widip.functions import heartbeat, job_table
+    from widip.ticks import declare
+
+    client = redis.Redis.from_url(values["REDIS_URL"])
+    client.delete(heartbeat.LAST_TICK_KEY)
+    (beat,) = declare(RedisBroker(client=client, middleware=[]),
+                      {job_table.SCHEDULER_HEARTBEAT.name: job_table.SCHEDULER_HEARTBEAT.cron})
+    beat.send()
+    assert poll(lambda: client.get(heartbeat.LAST_TICK_KEY), lambda v: v is not None, timeout=30)
+    assert set(named("worker")) >= set(restarted)
+
+
+def test_ctrl_c_stops_every_process_and_leaves_nothing_behind(deployment):
+    up, port = deployment["up"], deployment["port"]
+    poll(lambda: _ready(port), lambda r: r is not None and r.status_code == 200, timeout=60, interval=0.5)
+    started = {name: named(name) for name in ("web", "worker", "llm", "scheduler")}
+    assert all(started.values()), started
+    os.killpg(up.pid, signal.SIGINT)  # what Ctrl-C in the terminal does
+    assert up.wait(60) == 0
+    leftovers = poll(lambda: alive(up.pid) + using(deployment["dir"]) + [p for n in started for p in named(n)],
+                     lambda pids: not pids, timeout=30, interval=0.5)
     assert leftovers == []
     assert not _ready(port)
+    valkey = redis.Redis.from_url(read_env_file(deployment["dir"] / "var" / "demo.env")["REDIS_URL"])
+    with pytest.raises(redis.ConnectionError):  # Valkey runs in its own session: stopped by the launcher, last
+        valkey.ping()
 
 
 def _ready(port: int):

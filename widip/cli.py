@@ -2,7 +2,7 @@
 
 `widip up` is the one-command deployment for a single host: with no DATABASE_URL/REDIS_URL it
 starts embedded PostgreSQL + Valkey under ./var (kept between runs), migrates, writes
-var/demo.env, then runs every Procfile process under honcho until Ctrl-C, and stops what it
+var/demo.env, then runs and supervises every Procfile process until Ctrl-C, and stops what it
 started.
 """
 
@@ -136,23 +136,10 @@ def cmd_demo(args) -> int:
 
 
 def cmd_scheduler(args) -> int:
-    """Record the scheduler's start (for /ready), then hand over to periodiq."""
-    import periodiq
+    """Fire the periodic ticks (widip.ticks: no actor code is loaded in this process)."""
+    from widip import ticks
 
-    from widip import deps as actor_deps
-    from widip.functions import heartbeat
-
-    import time
-
-    import redis
-
-    while True:
-        try:
-            heartbeat.record_start(actor_deps.deps().redis)
-            return periodiq.main(periodiq.make_argument_parser().parse_args(["widip.worker"]))
-        except redis.RedisError as exc:  # a Redis outage must not take the whole deployment down
-            logger.warning("scheduler: Redis unavailable (%s); retrying in 5 s", type(exc).__name__)
-            time.sleep(5)
+    return ticks.run()
 
 
 def cmd_mcp(args) -> int:

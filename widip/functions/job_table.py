@@ -72,6 +72,7 @@ TICK_GLPI_HEALTH = tick("tick_glpi_health", EVERY_MINUTE)
 PROBE_GLPI_HEALTH = Job("probe_glpi_health", TICKS)  # the half-minute probe, sent by the tick
 SCHEDULER_HEARTBEAT = tick("scheduler_heartbeat", EVERY_MINUTE)
 PURGE_EXPIRED_CREDENTIALS = tick("purge_expired_credentials", "17 * * * *")
+PUSH_METRICS = tick("push_metrics", EVERY_MINUTE)
 # Pollable jobs and the LLM gateway
 ECHO_MESSAGE = Job("echo_message", "default")
 DELIVER_LLM_CALLBACK = Job("deliver_llm_callback", "default")

@@ -91,3 +91,48 @@ def record_integration_call(system: str, ok: bool, status: str | None = None) ->
     INTEGRATION_CALLS.labels(system=system, outcome="ok" if ok else "error").inc()
     if status in ("ok", "degraded", "down"):
         INTEGRATION_UP.labels(system=system).set(0 if status == "down" else 1)
+
+
+# --- start at zero, and the optional Pushgateway ---------------------------------------------------
+
+#: The seed's workflows and the code version they report.
+WORKFLOWS = {"proactif": "v7"}
+
+
+def initialise(systems: tuple[str, ...], queues: tuple[str, ...]) -> None:
+    """Create every label set known in advance, so /metrics shows each series at 0 before its first event.
+
+    Gauges whose 0 would mean something (an integration down) are left alone until measured.
+    """
+    for workflow, version in WORKFLOWS.items():
+        WORKFLOW_DURATION.labels(workflow=workflow, version=version)
+        for counter in (WORKFLOW_SUCCESS, WORKFLOW_ERROR, CACHE_HIT):
+            counter.labels(workflow=workflow)
+    for system in systems:
+        for outcome in ("ok", "error"):
+            INTEGRATION_CALLS.labels(system=system, outcome=outcome)
+    for queue in queues:
+        LLM_QUEUE_LENGTH.labels(queue=queue)
+
+
+def host_registry():
+    """The multiprocess aggregate of this host when values live in files, else this process's registry."""
+    from prometheus_client import REGISTRY, CollectorRegistry, values
+
+    if getattr(values.ValueClass, "_multiprocess", False):
+        from prometheus_client import multiprocess
+
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        return registry
+    return REGISTRY
+
+
+def push(gateway: str, *, job: str = "widip", instance: str | None = None) -> None:
+    """Push this host's metrics (every process's, summed) to a Prometheus Pushgateway (seed §12)."""
+    import socket
+
+    from prometheus_client import pushadd_to_gateway
+
+    pushadd_to_gateway(gateway, job=job, registry=host_registry(), timeout=10,
+                       grouping_key={"instance": instance or socket.gethostname()})

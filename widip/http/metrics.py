@@ -22,18 +22,6 @@ OPENAPI_PATHS = {
 }
 
 
-def _registry():
-    """The multiprocess aggregate when values live in files, else this process's registry."""
-    from prometheus_client import REGISTRY, CollectorRegistry, values
-    from prometheus_client import multiprocess
-
-    if getattr(values.ValueClass, "_multiprocess", False):
-        registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry)
-        return registry
-    return REGISTRY
-
-
 class Metrics:
     def __init__(self, ctx):
         self._ctx = ctx
@@ -44,11 +32,14 @@ class Metrics:
         started = time.perf_counter()
         monitoring.refresh_gauges(self._ctx.pool, self._ctx.redis)
         resp.content_type = CONTENT_TYPE_LATEST
-        resp.text = generate_latest(_registry()).decode()
+        resp.text = generate_latest(metrics.host_registry()).decode()
         elapsed = time.perf_counter() - started
         metrics.METRICS_SCRAPE.observe(elapsed)  # seen by the next scrape
         logger.debug("metrics scraped in %.1f ms", elapsed * 1000)
 
 
 def register(app, ctx):
+    from widip.functions.integrations.status import KNOWN_SYSTEMS
+
+    metrics.initialise(KNOWN_SYSTEMS, monitoring.LLM_QUEUES)  # dashboards read 0, not "no data"
     app.add_route("/metrics", Metrics(ctx))

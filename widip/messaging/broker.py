@@ -21,6 +21,7 @@ from periodiq import PeriodiqMiddleware
 
 from widip.messaging.tracking import JobTracking
 from widip.errors import ConfigError
+from widip.logs import quiet_startup
 
 logger = logging.getLogger(__name__)
 
@@ -85,6 +86,7 @@ def setup_broker_from_env(env=os.environ) -> dramatiq.Broker:
     global _broker
     _broker = build_broker(env.get("WIDIP_BROKER", "redis"), env.get("REDIS_URL"))
     dramatiq.set_broker(_broker)
+    quiet_startup(env.get("LOG_LEVEL"))  # dramatiq configured logging at INFO; periodiq narrates every tick
     logger.debug("broker ready: %s", type(_broker).__name__)
     return _broker
 

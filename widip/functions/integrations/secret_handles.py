@@ -18,8 +18,6 @@ import os
 import re
 import secrets
 
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-
 from widip.errors import Conflict, NotFound
 
 logger = logging.getLogger(__name__)
@@ -34,6 +32,13 @@ _KEY_PREFIX = "widip:secret:"
 
 def _derive(handle: str, purpose: bytes) -> bytes:
     return hashlib.sha256(purpose + b"\x00" + handle.encode("ascii")).digest()
+
+
+def _cipher(handle: str):
+    """AES-GCM keyed by the handle; `cryptography`'s 7 MB binding is loaded by the first secret, not at import."""
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    return AESGCM(_derive(handle, b"widip-secret-key"))
 
 
 class SecretStore:
@@ -60,7 +65,7 @@ class SecretStore:
         handle = HANDLE_PREFIX + secrets.token_urlsafe(24)
         key, _ = self._keys(handle)
         nonce = os.urandom(12)
-        sealed = AESGCM(_derive(handle, b"widip-secret-key")).encrypt(nonce, secret.encode("utf-8"), key.encode())
+        sealed = _cipher(handle).encrypt(nonce, secret.encode("utf-8"), key.encode())
         self._redis.set(key, base64.b64encode(nonce + sealed), ex=self.ttl_seconds, nx=True)
         logger.debug("secret stored under a new handle (ttl %d s)", self.ttl_seconds)
         return handle
@@ -81,7 +86,7 @@ class SecretStore:
         # The tombstone lives as long as the secret would have, so `restore` cannot extend its life.
         self._redis.set(used_key, 1, px=max(int(remaining_ms), 1))
         raw = base64.b64decode(stored)
-        secret = AESGCM(_derive(handle, b"widip-secret-key")).decrypt(raw[:12], raw[12:], key.encode())
+        secret = _cipher(handle).decrypt(raw[:12], raw[12:], key.encode())
         logger.debug("secret handle redeemed")
         return secret.decode("utf-8")
 
@@ -96,7 +101,7 @@ class SecretStore:
         if remaining_ms is None or int(remaining_ms) <= 0:
             return False
         nonce = os.urandom(12)
-        sealed = AESGCM(_derive(handle, b"widip-secret-key")).encrypt(nonce, secret.encode("utf-8"), key.encode())
+        sealed = _cipher(handle).encrypt(nonce, secret.encode("utf-8"), key.encode())
         restored = self._redis.set(key, base64.b64encode(nonce + sealed), px=int(remaining_ms), nx=True)
         self._redis.delete(used_key)
         return bool(restored)

@@ -10,9 +10,7 @@ import logging
 from typing import Callable, Sequence
 
 from widip.errors import ConfigError
-from widip.functions.llm.anthropic_provider import AnthropicProvider
 from widip.functions.llm.base import Completion, Message, Provider, ProviderUnavailable, ToolSpec
-from widip.functions.llm.ollama_provider import OllamaProvider
 
 logger = logging.getLogger(__name__)
 
@@ -56,7 +54,7 @@ def build_provider(settings, rules_provider: Provider, *,
     """The provider named by settings.llm_provider, falling back to `rules_provider` when down.
 
     "auto" means Ollama when OLLAMA_HOST is set, else Anthropic when ANTHROPIC_API_KEY is set, else
-    the rules alone.
+    the rules alone. Each SDK is imported here, only when its provider is chosen.
     """
     choice = settings.llm_provider
     if choice == "auto":
@@ -67,10 +65,14 @@ def build_provider(settings, rules_provider: Provider, *,
     if choice == "ollama":
         if not settings.ollama_host:
             raise ConfigError(["LLM_PROVIDER=ollama needs OLLAMA_HOST"])
+        from widip.functions.llm.ollama_provider import OllamaProvider
+
         primary: Provider = OllamaProvider.from_settings(settings)
     elif choice == "anthropic":
         if not settings.anthropic_api_key:
             raise ConfigError(["LLM_PROVIDER=anthropic needs ANTHROPIC_API_KEY"])
+        from widip.functions.llm.anthropic_provider import AnthropicProvider
+
         primary = AnthropicProvider.from_settings(settings)
     else:
         raise ConfigError([f"LLM_PROVIDER must be auto, ollama, anthropic or rules, got {choice!r}"])

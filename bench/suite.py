@@ -1,0 +1,40 @@
+"""Wall time of `make test` (the whole suite, real servers and processes); prints figures and exits.
+
+Run: .venv/bin/python bench/suite.py [--timeout 3000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.common import Figure, report  # noqa: E402
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--timeout", type=float, default=3000)
+    args = parser.parse_args(argv)
+    began = time.monotonic()
+    out = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"], cwd=ROOT,
+                         capture_output=True, text=True, timeout=args.timeout)
+    wall = time.monotonic() - began
+    summary = next((line for line in reversed(out.stdout.splitlines()) if " in " in line and "passed" in line), "")
+    print(summary or out.stdout[-2000:])
+    counts = {kind: int(n) for n, kind in re.findall(r"(\d+) (passed|failed|error|errors)", summary)}
+    report([Figure("make test wall time", wall, "s"),
+            Figure("make test failures", counts.get("failed", 0) + counts.get("error", 0) + counts.get("errors", 0),
+                   "tests", "<=", 0),
+            Figure("make test passed", counts.get("passed", 0), "tests")])
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

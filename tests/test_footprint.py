@@ -1,0 +1,74 @@
+"""What each process loads: provider SDKs only where a provider is configured, and a scheduler that
+loads no actor code but fires exactly the workers' periodic actors."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from widip.config import PROJECT_ROOT
+
+SDKS = ("anthropic", "ollama")
+
+
+def loaded_after(code: str, env: dict[str, str]) -> dict[str, bool]:
+    """Run `code` in a fresh interpreter; which of the watched modules it left in sys.modules."""
+    watched = (*SDKS, "widip.actors", "widip.functions.sentinel", "psycopg")
+    probe = f"{code}\nimport json, sys\nprint(json.dumps({{m: m in sys.modules for m in {watched!r}}}))"
+    out = subprocess.run([sys.executable, "-c", probe], env={**os.environ, **env}, cwd=PROJECT_ROOT,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture
+def web_env(settings):
+    return {"DATABASE_URL": settings.database_url, "REDIS_URL": settings.redis_url, "WIDIP_ENV": "test",
+            "WIDIP_BROKER": "stub", "LLM_PROVIDER": "auto", "OLLAMA_HOST": "", "ANTHROPIC_API_KEY": ""}
+
+
+def test_the_web_app_imports_no_llm_sdk_when_no_model_is_configured(web_env):
+    loaded = loaded_after("from widip.http.app import create_app\ncreate_app()", web_env)
+    assert not any(loaded[sdk] for sdk in SDKS), loaded
+
+
+def test_a_configured_provider_loads_its_sdk_only_when_the_provider_is_built(web_env):
+    env = {**web_env, "LLM_PROVIDER": "anthropic", "ANTHROPIC_API_KEY": "sk-test",
+           "ANTHROPIC_BASE_URL": "http://127.0.0.1:9"}
+    app_only = loaded_after("from widip.http.app import create_app\ncreate_app()", env)
+    assert not app_only["anthropic"] and not app_only["ollama"]
+    built = loaded_after("from widip.http.app import create_app\nfrom widip.config import Settings\n"
+                         "from widip.functions.llm.factory import provider_for\n"
+                         "create_app()\nprint(provider_for(Settings.from_env()).name)", env)
+    assert built["anthropic"] and not built["ollama"]
+
+
+def test_the_scheduler_module_loads_no_actor_code_database_driver_or_sdk():
+    loaded = loaded_after("import widip.ticks\nfrom widip.ticks import declare, schedule", {})
+    assert not any(loaded.values()), loaded
+
+
+def test_the_scheduler_fires_exactly_the_workers_periodic_actors(monkeypatch):
+    from periodiq import cron
+
+    import widip.worker  # noqa: F401 - registers every actor on the (stub) broker
+    import dramatiq
+
+    from widip.ticks import QUEUE, schedule
+
+    periodic = {name: actor for name, actor in dramatiq.get_broker().actors.items() if "periodic" in actor.options}
+    assert set(periodic) == set(schedule())
+    for name, spec in schedule().items():
+        assert periodic[name].queue_name == QUEUE
+        assert periodic[name].options["periodic"] == cron(spec), name
+
+
+def test_the_sentinel_tick_follows_workflow_interval_seconds():
+    from widip.ticks import schedule
+
+    assert schedule({"WORKFLOW_INTERVAL_SECONDS": "60"})["tick_sentinel"] == "* * * * *"
+    assert schedule({"WORKFLOW_INTERVAL_SECONDS": "600"})["tick_sentinel"] == "*/10 * * * *"
+    assert schedule({"WORKFLOW_INTERVAL_SECONDS": "7200"})["tick_sentinel"] == "0 * * * *"
+    assert schedule({})["tick_sentinel"] == "*/5 * * * *"
