@@ -30,18 +30,18 @@ def web_env(settings):
 
 
 def test_the_web_app_imports_no_llm_sdk_when_no_model_is_configured(web_env):
-    loaded = loaded_after("from widip.http.app import create_app\ncreate_app()", web_env)
+    loaded = loaded_after("from widip.http.app import create_app_from_env\ncreate_app_from_env()", web_env)
     assert not any(loaded[sdk] for sdk in SDKS), loaded
 
 
 def test_a_configured_provider_loads_its_sdk_only_when_the_provider_is_built(web_env):
     env = {**web_env, "LLM_PROVIDER": "anthropic", "ANTHROPIC_API_KEY": "sk-test",
            "ANTHROPIC_BASE_URL": "http://127.0.0.1:9"}
-    app_only = loaded_after("from widip.http.app import create_app\ncreate_app()", env)
+    app_only = loaded_after("from widip.http.app import create_app_from_env\ncreate_app_from_env()", env)
     assert not app_only["anthropic"] and not app_only["ollama"]
-    built = loaded_after("from widip.http.app import create_app\nfrom widip.config import Settings\n"
+    built = loaded_after("from widip.http.app import create_app_from_env\nfrom widip.config import Settings\n"
                          "from widip.functions.llm.factory import provider_for\n"
-                         "create_app()\nprint(provider_for(Settings.from_env()).name)", env)
+                         "create_app_from_env()\nprint(provider_for(Settings.from_env()).name)", env)
     assert built["anthropic"] and not built["ollama"]
 
 

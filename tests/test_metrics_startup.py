@@ -12,8 +12,8 @@ from widip.config import PROJECT_ROOT
 
 SCRAPE = """
 from falcon.testing import TestClient
-from widip.http.app import create_app
-print(TestClient(create_app()).simulate_get("/metrics").text)
+from widip.http.app import create_app_from_env
+print(TestClient(create_app_from_env()).simulate_get("/metrics").text)
 """
 
 

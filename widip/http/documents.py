@@ -75,7 +75,7 @@ class Documents:
                 raise Invalid("content_base64: not valid base64") from None
         else:
             raw = body["content"].encode()
-        job = door.send_tracked(self._ctx.pool, job_table.INGEST_DOCUMENT, "ingest_document",
+        job = door.send_tracked(self._ctx.pool, job_table.INGEST_DOCUMENT, job_table.INGEST_DOCUMENT.name,
                           {"filename": body["filename"], "class": body.get("class", "public")},
                           source=f"upload:{body['filename']}", content_base64=base64.b64encode(raw).decode(),
                           fmt=fmt, doc_class=body.get("class", "public"), client=body.get("client"),
