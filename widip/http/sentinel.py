@@ -27,7 +27,7 @@ from widip.functions.sentinel import alerts, maintenance, pipeline, tracker, vie
 from widip.http.auth import require_user
 from widip.http.jobs import accepted
 from widip.http.openapi_doc import error, json_body, json_response, operation
-from widip.http.validation import read_json
+from widip.http.validation import query_bool, query_text, read_json
 
 SCOPE = "webhook:observium"
 _WINDOW_ID = [{"name": "window_id", "in": "path", "required": True, "schema": {"type": "integer", "minimum": 1}}]
@@ -125,7 +125,7 @@ class Incidents:
         require_user(req, 1)
         limit = req.get_param_as_int("limit", min_value=1, max_value=500, default=100)
         with db.transaction(self._ctx.pool) as conn:
-            found = views.list_incidents(conn, status=req.get_param("status"), client=req.get_param("client"),
+            found = views.list_incidents(conn, status=query_text(req, "status"), client=query_text(req, "client"),
                                          limit=limit)
             filtered = pipeline.filtered_count(conn)
         resp.media = {"incidents": found, "filtered_last_24h": filtered}
@@ -173,7 +173,7 @@ class Windows:
 
     def on_get(self, req, resp):
         require_user(req, 1)
-        active = req.get_param_as_bool("active", default=False)
+        active = query_bool(req, "active", default=False)
         with db.transaction(self._ctx.pool) as conn:
             rows = maintenance.list_windows(conn, active_at=conn.execute("SELECT now() AS t").fetchone()["t"]
                                             if active else None)

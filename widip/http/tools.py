@@ -11,9 +11,10 @@ import falcon
 
 from widip.actors.tools import flush_outbox
 from widip.functions import db
-from widip.functions.safeguard import calls
+from widip.errors import Invalid
+from widip.functions.safeguard import audit, calls
 from widip.functions.safeguard.policy import level_for, load_policy
-from widip.functions.tools import all_tools, get_tool
+from widip.functions.tools import all_tools
 from widip.http.auth import require_user
 from widip.http.openapi_doc import error, json_response
 from widip.http.validation import read_json
@@ -66,10 +67,15 @@ class Tools:
 
     def on_post_call(self, req, resp, name):
         human = require_user(req, 1)
-        tool = get_tool(name)
-        arguments = read_json(req, {"type": "object"})
+        try:
+            arguments = read_json(req, {"type": "object"}, storable=False)
+        except Invalid as exc:  # a refused tool call is audited, whatever made it unreadable
+            with db.transaction(self._ctx.pool) as conn:
+                audit.record(conn, actor=human.label, actor_user_id=human.user_id, action="refused",
+                             tool_name=name[:100], outcome="invalid", reason=exc.message)
+            raise
         with db.transaction(self._ctx.pool) as conn:
-            call = calls.propose(conn, tool_name=tool.name, arguments=arguments, caller=human, policy=self._policy,
+            call = calls.propose(conn, tool_name=name, arguments=arguments, caller=human, policy=self._policy,
                                  approval_ttl=timedelta(hours=self._ctx.settings.approval_ttl_hours))
         if call["status"] == "refused":
             resp.status = falcon.HTTP_403

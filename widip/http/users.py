@@ -9,7 +9,7 @@ from widip.functions import access_matrix, db, identity
 from widip.http.auth import require_user
 from widip.http.errors import handle_service_error
 from widip.http.openapi_doc import error, json_body, json_response
-from widip.http.validation import read_json
+from widip.http.validation import query_bool, read_json
 
 ADMIN = 4
 _BIGINT_MAX = 2**63 - 1
@@ -274,7 +274,7 @@ class UserAccess(_Resource):
 class ServiceTokens(_Resource):
     def on_get(self, req, resp):
         require_user(req, ADMIN)
-        include_revoked = req.get_param_as_bool("include_revoked", default=False)
+        include_revoked = query_bool(req, "include_revoked", default=False)
         with self._tx() as conn:
             tokens = identity.list_service_tokens(conn, include_revoked=include_revoked)
         resp.media = {"service_tokens": [t.to_dict() for t in tokens]}

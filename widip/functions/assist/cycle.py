@@ -70,22 +70,27 @@ def run_cycle(pool: ConnectionPool, client: redis.Redis, clients, *, now: dateti
 
 
 def _take(pool: ConnectionPool, clients, ticket_id: int) -> dict | None:
-    """Start the session for a ticket not seen before; None when it was already taken."""
+    """Start the session for a ticket not seen before; None when it was already taken.
+
+    A ticket is its id *and* its opening date: a GLPI restored from backup reuses ids, and the new
+    ticket behind an old id must not be mistaken for the one already handled."""
     ticket = clients.glpi.get_ticket_details(ticket_id)
+    opened = ticket.date or ""
     requester = next((r.email for r in ticket.requesters if r.email), None)
     category = classify(f"{ticket.title}\n{ticket.content}")
     with transaction(pool) as conn:
         claimed = conn.execute(
-            "INSERT INTO assist_tickets (ticket_id, category, requester_email, title) VALUES (%s, %s, %s, %s) "
-            "ON CONFLICT (ticket_id) DO NOTHING RETURNING ticket_id",
-            (ticket_id, category, requester, ticket.title[:255])).fetchone()
+            "INSERT INTO assist_tickets (ticket_id, ticket_date, category, requester_email, title) "
+            "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (ticket_id, ticket_date) DO NOTHING RETURNING ticket_id",
+            (ticket_id, opened, category, requester, ticket.title[:255])).fetchone()
         if claimed is None:
             return None
         session = create_session(conn, "assist", system_persona("assist"), f"Ticket GLPI {ticket_id} à traiter",
                                  context={"verified_requester": requester, "ticket_id": ticket_id})
-        conn.execute("UPDATE assist_tickets SET session_id = %s WHERE ticket_id = %s", (session["id"], ticket_id))
+        conn.execute("UPDATE assist_tickets SET session_id = %s WHERE ticket_id = %s AND ticket_date = %s",
+                     (session["id"], ticket_id, opened))
         outbox.add(conn, CONTINUE_SESSION_ACTOR, {"session_id": str(session["id"])},
-                   dedup_key=f"assist:{ticket_id}")
+                   dedup_key=f"assist:{ticket_id}:{opened}")
     logger.info("assist: ticket %s (%s) → session %s", ticket_id, category, session["id"])
     return {"ticket_id": ticket_id, "category": category, "session_id": str(session["id"])}
 

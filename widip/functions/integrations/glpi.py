@@ -69,6 +69,7 @@ class GlpiClient:
         self._session: str | None = None
         self._lock = threading.Lock()
         self._entity_names: dict[int, str] = {}
+        self._category_names: dict[int, str] = {}
 
     @classmethod
     def from_settings(cls, settings) -> "GlpiClient":
@@ -249,6 +250,21 @@ class GlpiClient:
         email_rows.sort(key=lambda r: (-int(r.get("is_default") or 0), int(r.get("id") or 0)))
         emails = [decode_text(r.get("email")) for r in email_rows if r.get("email")]
         return user_from_item(item, emails, self._entity_name(int(item.get("entities_id") or 0)))
+
+    def entity_name(self, entity_id: int) -> str | None:
+        """An entity's complete name ("Root > EHPAD Les Tilleuls"), cached; None if unknown."""
+        return self._entity_name(int(entity_id))
+
+    def category_name(self, category_id: int) -> str | None:
+        """An ITIL category's complete name ("Compte utilisateur > Mot de passe"), cached; None if unknown."""
+        category_id = int(category_id)
+        if category_id not in self._category_names:
+            try:
+                item = _body(self._call("GET", f"ITILCategory/{category_id}", params={"get_hateoas": "false"}))
+            except Rejected:
+                return None
+            self._category_names[category_id] = decode_text(item.get("completename") or item.get("name"))
+        return self._category_names[category_id]
 
     def _entity_name(self, entity_id: int) -> str | None:
         if entity_id not in self._entity_names:
