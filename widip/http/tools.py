@@ -11,7 +11,7 @@ import falcon
 
 from widip.actors.tools import flush_outbox
 from widip.functions import db
-from widip.errors import Invalid
+from widip.errors import Invalid, NotFound
 from widip.functions.safeguard import audit, calls
 from widip.functions.safeguard.policy import level_for, load_policy
 from widip.functions.tools import all_tools
@@ -67,16 +67,15 @@ class Tools:
 
     def on_post_call(self, req, resp, name):
         human = require_user(req, 1)
+        arguments = None
         try:
             arguments = read_json(req, {"type": "object"}, storable=False)
-        except Invalid as exc:  # a refused tool call is audited, whatever made it unreadable
             with db.transaction(self._ctx.pool) as conn:
-                audit.record(conn, actor=human.label, actor_user_id=human.user_id, action="refused",
-                             tool_name=name[:100], outcome="invalid", reason=exc.message)
+                call = calls.propose(conn, tool_name=name, arguments=arguments, caller=human, policy=self._policy,
+                                     approval_ttl=timedelta(hours=self._ctx.settings.approval_ttl_hours))
+        except (Invalid, NotFound) as exc:
+            self._audit_refusal(human, name, arguments, exc)
             raise
-        with db.transaction(self._ctx.pool) as conn:
-            call = calls.propose(conn, tool_name=name, arguments=arguments, caller=human, policy=self._policy,
-                                 approval_ttl=timedelta(hours=self._ctx.settings.approval_ttl_hours))
         if call["status"] == "refused":
             resp.status = falcon.HTTP_403
             resp.media = {"title": "Refusé par SAFEGUARD", "description": call.get("decision_reason", "refused"),
@@ -88,6 +87,14 @@ class Tools:
         resp.media = {**call_view(call), "next": _NEXT[call["status"]].format(
             approve=self._policy.approve.get(call["level"], 4), request_id=call["request_id"],
             reason=call.get("decision_reason"))}
+
+    def _audit_refusal(self, human, name: str, arguments, exc) -> None:
+        """A refused call is audited whatever made it unacceptable (the proposal's own audit row was
+        rolled back with it)."""
+        with db.transaction(self._ctx.pool) as conn:
+            audit.record(conn, actor=human.label, actor_user_id=human.user_id, action="refused",
+                         tool_name=name[:100], arguments=arguments if isinstance(arguments, dict) else None,
+                         outcome="invalid", reason=exc.message)
 
     def on_get_one(self, req, resp, call_id):
         reader = require_user(req, 0)
