@@ -88,7 +88,7 @@ def _next_action(category: str, ticket_id: int, email: str, account: dict, resul
             return call("ad_reset_password", {"username": username})
         if "mysecret_create_secret" not in results:
             return call("mysecret_create_secret", {"secret_handle": results["ad_reset_password"]["secret_handle"]})
-        link = results["mysecret_create_secret"]["secret_url"]
+        link = results["mysecret_create_secret"]["secret_ref"]  # the mail tool puts the clear link here
         subject = f"[WIDIP] Réinitialisation de votre mot de passe (ticket {ticket_id})"
         body = (f"Bonjour,\n\nVotre mot de passe a été réinitialisé. Consultez-le une seule fois via ce lien : "
                 f"{link}\nVous devrez le changer à la première connexion.\n\nL'équipe support WIDIP")
