@@ -101,6 +101,8 @@ class Settings:
 
     approval_ttl_hours: int = 24
     auth_token_ttl_hours: int = 12
+    #: Reverse proxies (IPs or CIDRs) whose X-Forwarded-For is honoured for login throttling.
+    trusted_proxies: tuple[str, ...] = ()
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
@@ -184,6 +186,7 @@ class _Reader:
             prometheus_multiproc_dir=e.text("PROMETHEUS_MULTIPROC_DIR"),
             approval_ttl_hours=e.number("SAFEGUARD_APPROVAL_TTL_HOURS", 24),
             auth_token_ttl_hours=e.number("AUTH_TOKEN_TTL_HOURS", 12),
+            trusted_proxies=e.networks("WIDIP_TRUSTED_PROXIES"),
         )
         if self._problems:
             raise ConfigError(self._problems)
@@ -248,6 +251,18 @@ class _Reader:
             self._problems.append(f"{name} must be true, false, starttls, tls or none, got {value!r}")
             return "starttls"
         return value
+
+    def networks(self, name: str) -> tuple[str, ...]:
+        """Comma-separated IP addresses or CIDR networks."""
+        import ipaddress
+
+        parts = self.items(name, ())
+        for part in parts:
+            try:
+                ipaddress.ip_network(part, strict=False)
+            except ValueError:
+                self._problems.append(f"{name} must list IP addresses or networks, got {part!r}")
+        return parts
 
     def items(self, name: str, default: tuple[str, ...], lower: bool = False) -> tuple[str, ...]:
         value = self.text(name)

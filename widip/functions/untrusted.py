@@ -29,20 +29,22 @@ StrictValidator = validators.extend(
 
 
 def problem(value: Any, *, max_depth: int = MAX_DEPTH) -> str | None:
-    """Why `value` cannot be accepted (too deep, NUL byte, lone surrogate), or None. Iterative."""
-    stack = [(value, 1)]
+    """Why `value` cannot be accepted (too deep, NUL byte, lone surrogate), naming where; or None.
+    Iterative, so hostile depth cannot exhaust the stack here."""
+    stack = [(value, 1, "")]
     while stack:
-        item, depth = stack.pop()
+        item, depth, where = stack.pop()
         if isinstance(item, (dict, list)):
             if depth > max_depth:
                 return f"nested deeper than {max_depth} levels"
-            children = list(item.items()) if isinstance(item, dict) else [(None, v) for v in item]
+            children = list(item.items()) if isinstance(item, dict) else list(enumerate(item))
             for key, child in children:
+                path = f"{where}/{key}" if where else str(key)
                 if isinstance(key, str) and _UNSTORABLE.search(key):
-                    return "a key contains a NUL character or an invalid Unicode surrogate"
-                stack.append((child, depth + 1))
+                    return f"{path[:80]!r}: a key contains a NUL character or an invalid Unicode surrogate"
+                stack.append((child, depth + 1, path))
         elif isinstance(item, str) and _UNSTORABLE.search(item):
-            return "a text value contains a NUL character or an invalid Unicode surrogate"
+            return f"{where[:80] or 'value'}: contains a NUL character or an invalid Unicode surrogate"
     return None
 
 

@@ -39,7 +39,7 @@ def read_json(req: falcon.Request, schema: dict, *, storable: bool = True):
         raise Invalid("the body is not valid JSON") from None
     trouble = untrusted.problem(body, max_depth=untrusted.MAX_DEPTH)
     if trouble and (storable or trouble.startswith("nested")):
-        raise Invalid(f"body: {trouble}")
+        raise Invalid(trouble if not trouble.startswith("nested") else f"body: {trouble}")
     if not trouble:
         check(body, schema)
     return body
