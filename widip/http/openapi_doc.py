@@ -38,11 +38,18 @@ def operation(summary: str, op_id: str, responses: dict, *, body: dict | None = 
     return spec
 
 
+def _with_input_errors(spec: dict) -> dict:
+    """Any operation taking parameters or a body may answer 400 (a malformed id, a blank query value)."""
+    if (spec.get("parameters") or spec.get("requestBody")) and "400" not in spec.get("responses", {}):
+        spec = {**spec, "responses": {**spec["responses"], "400": error("invalid parameter or body")}}
+    return spec
+
+
 def build_document(modules) -> dict:
     paths: dict[str, dict] = {}
     for module in modules:
         for path, operations in getattr(module, "OPENAPI_PATHS", {}).items():
-            paths.setdefault(path, {}).update(operations)
+            paths.setdefault(path, {}).update({m: _with_input_errors(op) for m, op in operations.items()})
     return {
         "openapi": "3.1.0",
         "info": {"title": "widip", "version": "0.1.0",
