@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test install bench clean
+.PHONY: demo test install bench clean fuzz
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -20,6 +20,10 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
+
+# Schemathesis against a real web process, ≥ 5,000 cases per identity (make test runs ~300).
+fuzz: $(STAMP)
+	WIDIP_FUZZ_CASES=$${WIDIP_FUZZ_CASES:-5000} $(BIN)/python -m pytest -q -s tests/test_fuzz_openapi.py
 
 bench: $(STAMP)
 	@for script in bench/*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done

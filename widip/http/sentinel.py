@@ -14,15 +14,17 @@ WEBHOOK_TOKEN (constant-time comparison) or a service token holding scope `webho
 from __future__ import annotations
 
 import hmac
+import logging
 import json
 
+import dramatiq
 import falcon
 import redis
 
 from widip.actors import jobs as job_actors
 from widip.actors import sentinel as sentinel_actors
 from widip.errors import Forbidden, Invalid, Unauthorized, Unavailable
-from widip.functions import db, identity
+from widip.functions import db, identity, readiness
 from widip.functions.sentinel import alerts, maintenance, pipeline, tracker, views
 from widip.http.auth import require_user
 from widip.http.jobs import accepted
@@ -42,6 +44,8 @@ ALERT_BODY = {"type": "object", "required": ["ALERT_ID", "ALERT_STATE"], "additi
 
 _op = operation
 
+
+logger = logging.getLogger(__name__)
 
 OPENAPI_PATHS = {
     "/webhook/widip-alertes": {"post": {
@@ -92,8 +96,12 @@ class Webhook:
         body = alerts.validate(read_json(req, {"type": "object"}))
         with db.transaction(self._ctx.pool) as conn:
             alert_id, tracking_id = alerts.accept(conn, body)
-        if alert_id is not None:
+        # Persisted first; the broker gets it only if Redis answers at once (a frozen Redis must not
+        # stall Observium's webhook: the sweeper enqueues what is left).
+        if alert_id is not None and readiness.redis_answers(getattr(dramatiq.get_broker(), "client", None)):
             sentinel_actors.enqueue_alert(self._ctx.pool, alert_id)
+        elif alert_id is not None:
+            logger.warning("alert %s persisted; Redis did not answer in time, the sweeper will enqueue it", alert_id)
         resp.status = falcon.HTTP_200
         resp.media = {"status": "successful", "tracking_id": tracking_id}
 
