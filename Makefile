@@ -21,9 +21,9 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
-# Schemathesis against a real web process, ≥ 5,000 cases per identity (make test runs ~300).
+# Schemathesis against a real web process, ≥ 5,000 cases per identity (make test runs a few hundred).
 fuzz: $(STAMP)
-	WIDIP_FUZZ_CASES=$${WIDIP_FUZZ_CASES:-5000} $(BIN)/python -m pytest -q -s tests/test_fuzz_openapi.py
+	WIDIP_FUZZ_CASES=$${WIDIP_FUZZ_CASES:-6000} $(BIN)/python -m pytest -q -s tests/test_fuzz_openapi.py
 
 bench: $(STAMP)
 	@for script in bench/*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
