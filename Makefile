@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test install bench clean browser
+.PHONY: demo test install bench clean browser fuzz
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -28,6 +28,10 @@ browser:
 
 test: $(STAMP) browser
 	$(BIN)/python -m pytest -q
+
+# Schemathesis against a real web process, ≥ 5,000 cases per identity (make test runs a few hundred).
+fuzz: $(STAMP)
+	WIDIP_FUZZ_CASES=$${WIDIP_FUZZ_CASES:-6000} $(BIN)/python -m pytest -q -s tests/test_fuzz_openapi.py
 
 # Every bench/*.py, bounded and on 127.0.0.1; figures in bench/results/latest.{json,md} and README.md.
 # The webhook load comes from wrk (Debian), installed here when missing and run as root.

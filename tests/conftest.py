@@ -176,7 +176,8 @@ def people(conn):
     for name, level in (("admin", 4), ("admin2", 4), ("approver", 3), ("approver2", 3), ("tech", 1)):
         user = identity.create_user(conn, username=name, password="correct-horse-battery-staple",
                                     email=f"{name}@widip.fr", accreditation_level=level, display_name=name.title())
-        set_access(conn, user.id, AccessRights(acces_glpi=True, acces_base_docs=True), actor="test")
+        set_access(conn, user.id, AccessRights(acces_glpi=True, acces_base_docs=True, clients_autorises=("*",),
+                                               categories_tickets=("*",)), actor="test")
         session = identity.issue_session(conn, user.id, ttl_hours=1)
         made[name] = SimpleNamespace(id=user.id, token=session.token, level=level,
                                      headers={"Authorization": f"Bearer {session.token}"})

@@ -128,3 +128,17 @@ def test_assist_enabled_off_pauses_the_cycle(directory_settings, stub_broker, pe
     actor_deps.configure(directory_settings.with_overrides(assist_enabled=False))
     assert run_assist_cycle()["status"] == "skipped"
     assert glpi.state.calls.get("GET search/Ticket", 0) == 0
+
+
+def test_a_restored_glpi_reusing_a_ticket_id_gets_its_new_ticket_handled(world, glpi, conn):
+    from datetime import datetime
+
+    assert cycle(world)["tickets_processed"] == 4
+    # GLPI restored from an older backup: id 3 now belongs to a different, newer ticket
+    reused = glpi.state.items["Ticket"][3]
+    reused.update(name="Imprimante du 2e étage HS", date=datetime.now().strftime("%Y-%m-%d %H:%M:%S"), status=1)
+    again = cycle(world)
+    assert again["tickets_processed"] == 1
+    rows = conn.execute("SELECT ticket_id, title FROM assist_tickets WHERE ticket_id = 3 ORDER BY created_at").fetchall()
+    assert [r["title"] for r in rows][-1] == "Imprimante du 2e étage HS" and len(rows) == 2
+    assert cycle(world)["tickets_processed"] == 0  # and it too is taken only once

@@ -68,16 +68,39 @@ def test_unknown_user_wrong_password_and_disabled_user_get_the_same_answer(conn)
     assert {e.message for e in errors} == {"invalid username or password"}
 
 
-def test_five_failures_for_a_username_throttle_it_even_with_the_right_password(conn):
+def test_guesses_from_elsewhere_never_lock_the_right_user_out_of_their_own_address(conn):
     _user(conn)
-    for i in range(5):
-        assert isinstance(_login(conn, password="wrong", ip=f"10.0.1.{i}").error, Unauthorized)
-    blocked = _login(conn, ip="10.0.2.1")
-    assert isinstance(blocked.error, Throttled)
-    assert 1 <= blocked.error.retry_after_seconds <= 900
-    # When the failures leave the 15-minute window, the user may log in again.
-    conn.execute("UPDATE login_attempts SET attempted_at = attempted_at - interval '16 minutes'")
+    for i in range(30):
+        assert _login(conn, password="wrong", ip=f"10.0.1.{i % 3}").error is not None
     assert _login(conn, ip="10.0.2.1").session is not None
+
+
+def test_failures_from_one_address_on_one_username_back_off_exponentially(conn):
+    _user(conn)
+    for _ in range(5):
+        assert isinstance(_login(conn, password="wrong").error, Unauthorized)
+    blocked = _login(conn)
+    assert isinstance(blocked.error, Throttled) and 1 <= blocked.error.retry_after_seconds <= 2
+    # Once the delay passed, one more wrong guess doubles it
+    conn.execute("UPDATE login_attempts SET attempted_at = attempted_at - interval '3 seconds'")
+    assert isinstance(_login(conn, password="wrong").error, Unauthorized)
+    assert 3 <= _login(conn).error.retry_after_seconds <= 4
+    for _ in range(10):
+        conn.execute("UPDATE login_attempts SET attempted_at = attempted_at - interval '20 minutes' "
+                     "WHERE attempted_at > now() - interval '14 minutes'")
+        _login(conn, password="wrong")
+    assert _login(conn).session is not None  # failures older than the 15-minute window stop counting
+
+
+def test_an_n4_unlock_clears_failures_at_once_and_is_audited(conn):
+    _user(conn)
+    for _ in range(8):
+        _login(conn, password="wrong")
+    assert isinstance(_login(conn).error, Throttled)
+    assert identity.clear_failures(conn, username="alice", actor="human:admin") == 5  # throttled tries are not counted
+    assert _login(conn).session is not None
+    audit = conn.execute("SELECT action FROM identity_audit WHERE action = 'login.unlock'").fetchall()
+    assert len(audit) == 1
 
 
 def test_a_success_resets_the_username_counter(conn):

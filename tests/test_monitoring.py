@@ -113,10 +113,16 @@ def test_monitoring_counts_queues_outbox_approvals_devices_and_pipeline_markers(
     outbox.add(conn, job_table.RUN_TOOL, {"call_id": "a"}, dependency="glpi", dedup_key="a")
     old = outbox.add(conn, job_table.RUN_TOOL, {"call_id": "b"}, dependency="glpi", dedup_key="b")
     conn.execute("UPDATE outbox SET created_at = now() - interval '4 days' WHERE id = %s", (old,))
-    # an L3 request waiting for a human
+    # an L3 request waiting for a human, asked through WIBOT by a technician with GLPI access
+    from widip.functions import identity
+    from widip.functions.access_matrix import AccessRights, set_access
+
+    asker = identity.create_user(conn, username="asker", password="correct-horse-battery-staple", accreditation_level=1)
+    set_access(conn, asker.id, AccessRights(acces_glpi=True, clients_autorises=("*",), categories_tickets=("*",)),
+               actor="test")
     calls.propose(conn, tool_name="glpi_create_ticket", arguments={"title": "Imprimante", "content": "HS"},
-                  caller=Caller(kind="ai", username="wibot", persona="wibot", on_behalf_of=3, accreditation=1), policy=POLICY,
-                  approval_ttl=timedelta(hours=24))
+                  caller=Caller(kind="ai", username="wibot", persona="wibot", on_behalf_of=asker.id, accreditation=1),
+                  policy=POLICY, approval_ttl=timedelta(hours=24))
     # Sentinel's device tracker and pipeline markers
     redis_client.hset("workflow:device_down:42", mapping={"first_seen": "2025-01-01T10:00:00", "duration_minutes": "25",
                                                           "alert_sent": "1"})

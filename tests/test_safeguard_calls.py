@@ -25,6 +25,20 @@ WIBOT_FOR_TECH = Caller(kind="ai", username="wibot", persona="wibot", on_behalf_
 TICKET = {"title": "Imprimante en panne", "content": "L'imprimante du 2e étage ne répond plus."}
 
 
+@pytest.fixture(autouse=True)
+def accounts(conn):
+    """The users behind ADMIN, APPROVER and TECH (ids 1, 2, 3), with every client and category in the
+    access matrix (its own checks are in test_tool_scope.py)."""
+    from widip.functions import identity
+    from widip.functions.access_matrix import AccessRights, set_access
+
+    for name, level in (("admin", 4), ("approver", 3), ("tech", 1)):
+        user = identity.create_user(conn, username=name, password="correct-horse-battery-staple",
+                                    accreditation_level=level)
+        set_access(conn, user.id, AccessRights(acces_glpi=True, clients_autorises=("*",),
+                                               categories_tickets=("*",)), actor="test")
+
+
 @pytest.fixture
 def clients(integrated_settings, redis_client):
     c = Clients(integrated_settings, redis_client)

@@ -101,6 +101,8 @@ class Settings:
 
     approval_ttl_hours: int = 24
     auth_token_ttl_hours: int = 12
+    #: Reverse proxies (IPs or CIDRs) whose X-Forwarded-For is honoured for login throttling.
+    trusted_proxies: tuple[str, ...] = ()
 
     #: The MCP endpoint as clients reach it (the OAuth resource identifier in 401 challenges), and
     #: the widip web URL that issues its bearer tokens (/auth/login, `widip service-token`).
@@ -204,6 +206,7 @@ class _Reader:
             assist_accounts_group_id=e.number("ASSIST_ACCOUNTS_GROUP_ID", 0),
             ollama_embed_model=e.text("OLLAMA_EMBED_MODEL"),
             conversation_retention_days=e.number("CONVERSATION_RETENTION_DAYS", 90),
+            trusted_proxies=e.networks("WIDIP_TRUSTED_PROXIES"),
         )
         if self._problems:
             raise ConfigError(self._problems)
@@ -268,6 +271,18 @@ class _Reader:
             self._problems.append(f"{name} must be true, false, starttls, tls or none, got {value!r}")
             return "starttls"
         return value
+
+    def networks(self, name: str) -> tuple[str, ...]:
+        """Comma-separated IP addresses or CIDR networks."""
+        import ipaddress
+
+        parts = self.items(name, ())
+        for part in parts:
+            try:
+                ipaddress.ip_network(part, strict=False)
+            except ValueError:
+                self._problems.append(f"{name} must list IP addresses or networks, got {part!r}")
+        return parts
 
     def items(self, name: str, default: tuple[str, ...], lower: bool = False) -> tuple[str, ...]:
         value = self.text(name)

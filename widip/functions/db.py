@@ -41,6 +41,8 @@ def make_pool(url: str, *, min_size: int = 1, max_size: int = 12) -> ConnectionP
     return ConnectionPool(
         url, min_size=min_size, max_size=max_size, open=False,
         kwargs={"row_factory": dict_row}, timeout=5, name="widip",
+        # A connection broken by a database restart is replaced on checkout, not handed to a request.
+        check=ConnectionPool.check_connection,
     )
 
 

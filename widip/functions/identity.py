@@ -41,15 +41,18 @@ _dummy_hash: str | None = None
 
 @dataclass(frozen=True)
 class Throttle:
-    """Failed logins allowed per username (since its last success) and per client address.
+    """Failed logins allowed per (username, client address) and per client address, then backoff.
 
-    The address limit is much higher: behind a reverse proxy every client shares one address, and
-    five typos anywhere must not lock the whole team out. Guessing one account stays capped at five.
+    Counting per pair means an attacker guessing from elsewhere never locks the real user out of their
+    own address; after `max_failures` the pair waits `base_delay_seconds`, doubling at each further
+    failure up to `window_seconds`. The per-address limit is much higher (a whole office behind one
+    NAT) and backs off the same way. An N4 can clear either at once (`clear_failures`).
     """
 
     max_failures: int = 5
     window_seconds: int = 15 * 60
     max_failures_per_address: int = 50
+    base_delay_seconds: int = 2
 
 
 DEFAULT_THROTTLE = Throttle()
@@ -364,21 +367,38 @@ def login(conn, username: str, password: str, *, ip: str, ttl_hours: int,
 
 
 def throttle_delay(conn, username: str, ip: str, throttle: Throttle = DEFAULT_THROTTLE) -> int:
-    """Seconds to wait before the next attempt for this username or address (0: go ahead)."""
+    """Seconds to wait before the next attempt for this (username, address) or address (0: go ahead)."""
     waits = []
-    for column, value, since_success, limit in (("username", username, True, throttle.max_failures),
-                                                ("ip", ip, False, throttle.max_failures_per_address)):
-        reset = ("AND attempted_at > coalesce((SELECT max(attempted_at) FROM login_attempts"
-                 " WHERE username = %(value)s AND succeeded), '-infinity')") if since_success else ""
-        rows = conn.execute(
-            f"SELECT extract(epoch FROM attempted_at + make_interval(secs => %(window)s) - now()) AS wait"
-            f" FROM login_attempts WHERE {column} = %(value)s AND NOT succeeded"
-            f" AND attempted_at > now() - make_interval(secs => %(window)s) {reset}"
-            f" ORDER BY attempted_at DESC LIMIT %(limit)s",
-            {"value": value, "window": throttle.window_seconds, "limit": limit}).fetchall()
-        if len(rows) >= limit:
-            waits.append(max(1, int(float(rows[-1]["wait"]) + 0.999)))
+    for where, since_success, allowed in (("username = %(name)s AND ip = %(ip)s", True, throttle.max_failures),
+                                          ("ip = %(ip)s", False, throttle.max_failures_per_address)):
+        reset = (f" AND attempted_at > coalesce((SELECT max(attempted_at) FROM login_attempts WHERE {where}"
+                 " AND succeeded), '-infinity')") if since_success else ""
+        row = conn.execute(
+            f"SELECT count(*) AS n, extract(epoch FROM now() - max(attempted_at)) AS ago FROM login_attempts"
+            f" WHERE {where} AND NOT succeeded AND cleared_at IS NULL"
+            f" AND attempted_at > now() - make_interval(secs => %(window)s){reset}",
+            {"name": username, "ip": ip, "window": throttle.window_seconds}).fetchone()
+        if row["n"] >= allowed:
+            delay = min(throttle.base_delay_seconds * 2 ** min(row["n"] - allowed, 20), throttle.window_seconds)
+            left = delay - float(row["ago"])
+            if left > 0:
+                waits.append(max(1, int(left + 0.999)))
     return max(waits, default=0)
+
+
+def clear_failures(conn, *, username: str | None = None, ip: str | None = None, actor: str) -> int:
+    """An N4's unlock: failed attempts for this username and/or address stop counting (they stay on
+    record, marked cleared). Returns how many were cleared."""
+    if not username and not ip:
+        raise Invalid("give a username, an address or both")
+    clauses = [c for c, v in (("username = %(name)s", username), ("ip = %(ip)s", ip)) if v]
+    cleared = conn.execute(
+        "UPDATE login_attempts SET cleared_at = now() WHERE NOT succeeded AND cleared_at IS NULL AND "
+        + " AND ".join(clauses), {"name": (username or "").strip().lower(), "ip": ip}).rowcount
+    record_audit(conn, actor, "login.unlock", f"user:{username}" if username else f"ip:{ip}",
+                 {"username": username, "ip": ip, "cleared": cleared})
+    logger.info("login failures cleared by %s (username=%s, ip=%s): %d", actor, username, ip, cleared)
+    return cleared
 
 
 def issue_session(conn, user_id: int, *, ttl_hours: int, ip: str | None = None) -> Session:

@@ -8,6 +8,7 @@ from widip.messaging.relay import flush_outbox
 from widip.functions import db, job_table, outbox
 from widip.functions.agent import sessions
 from widip.functions.callers import Caller
+from widip.functions.integrations import secret_links
 from widip.http.auth import require_user
 from widip.http.openapi_doc import error, json_body, json_response
 from widip.http.validation import read_json
@@ -69,7 +70,7 @@ class Session:
         with db.transaction(self._ctx.pool) as conn:
             session = sessions.get_session(conn, session_id)
             sessions.check_reader(session, reader)
-        resp.media = sessions.public_view(session)
+        resp.media = secret_links.for_reader(None, sessions.public_view(session), owner=False)
 
     def on_get_events(self, req, resp, session_id):
         reader = require_user(req)
@@ -78,6 +79,9 @@ class Session:
             session = sessions.get_session(conn, session_id)
             sessions.check_reader(session, reader)
             events = sessions.events_after(conn, session_id, after)
+        # A secret link appears once, in its owner's chat; everyone else (approvers included) sees it masked.
+        owner = reader.user_id is not None and session["owner_user_id"] == reader.user_id
+        events = secret_links.for_reader(secret_links.SecretLinkStore(self._ctx.redis), events, owner=owner)
         resp.media = {"session_id": session_id, "status": session["status"], "events": events,
                       "next_after": events[-1]["seq"] if events else after}
 

@@ -38,12 +38,19 @@ def operation(summary: str, op_id: str, responses: dict, *, body: dict | None = 
     return spec
 
 
+def _with_input_errors(spec: dict) -> dict:
+    """Any operation taking parameters or a body may answer 400 (a malformed id, a blank query value)."""
+    if (spec.get("parameters") or spec.get("requestBody")) and "400" not in spec.get("responses", {}):
+        spec = {**spec, "responses": {**spec["responses"], "400": error("invalid parameter or body")}}
+    return spec
+
+
 def build_document(modules, *more_paths: dict) -> dict:
     """The document for every module's OPENAPI_PATHS, plus `more_paths`."""
     paths: dict[str, dict] = {}
     for described in [getattr(module, "OPENAPI_PATHS", {}) for module in modules] + list(more_paths):
         for path, operations in described.items():
-            paths.setdefault(path, {}).update(operations)
+            paths.setdefault(path, {}).update({m: _with_input_errors(op) for m, op in operations.items()})
     return {
         "openapi": "3.1.0",
         "info": {"title": "widip", "version": "0.1.0",

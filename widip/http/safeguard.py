@@ -19,7 +19,7 @@ from widip.functions.safeguard.notifications import APPROVER_LEVEL
 from widip.functions.safeguard.policy import LEVELS, list_config, load_policy, set_level
 from widip.http.auth import require_user
 from widip.http.openapi_doc import error, json_response, operation
-from widip.http.validation import read_json
+from widip.http.validation import query_choice, query_datetime, query_text, read_json
 
 COMMENT = {"type": "object", "additionalProperties": False, "properties": {"comment": {"type": "string", "maxLength": 2000}}}
 REASON = {"type": "object", "additionalProperties": False, "required": ["reason"],
@@ -96,9 +96,7 @@ def _visible(request: dict, reader) -> bool:
 class Requests(_Base):
     def on_get(self, req, resp):
         reader = require_user(req, 1)
-        status = req.get_param("status")
-        if status not in (None, "pending", "approved", "rejected", "expired"):
-            raise Invalid("status must be pending, approved, rejected or expired")
+        status = query_choice(req, "status", ("pending", "approved", "rejected", "expired"))
         with db.transaction(self._ctx.pool) as conn:
             rows = [r for r in calls.list_requests(conn, status) if _visible(r, reader)]
         resp.media = {"requests": [_json(r) for r in rows]}
@@ -132,7 +130,7 @@ class Deferred(_Base):
     def on_get(self, req, resp):
         require_user(req, 3)
         with db.transaction(self._ctx.pool) as conn:
-            resp.media = {"deferred": [_json(r) for r in deferred.list_deferred(conn, req.get_param("status"))]}
+            resp.media = {"deferred": [_json(r) for r in deferred.list_deferred(conn, query_choice(req, "status", deferred.STATUSES))]}
 
     def on_post_schedule(self, req, resp, item_id):
         human = require_user(req, 1)
@@ -166,7 +164,7 @@ class Config(_Base):
         with db.transaction(self._ctx.pool) as conn:
             resp.media = {"levels": [_json(r) for r in list_config(conn)]}
 
-    def on_put(self, req, resp, tool):
+    def on_put_tool(self, req, resp, tool):
         admin = require_user(req, 4)
         body = read_json(req, LEVEL_CHANGE)
         persona = body.get("persona", "")
@@ -181,14 +179,9 @@ class Config(_Base):
 class Audit(_Base):
     def on_get(self, req, resp):
         require_user(req, 3)
-        since = req.get_param("since")
-        if since:
-            try:
-                since = datetime.fromisoformat(since)
-            except ValueError:
-                raise Invalid("since must be an ISO 8601 date-time") from None
+        since = query_datetime(req, "since")
         with db.transaction(self._ctx.pool) as conn:
-            rows = audit.search(conn, tool=req.get_param("tool"), user=req.get_param("user"), since=since)
+            rows = audit.search(conn, tool=query_text(req, "tool"), user=query_text(req, "user"), since=since)
         resp.media = {"audit": [_json(r) for r in rows]}
 
 
@@ -205,5 +198,5 @@ def register(app, ctx):
     app.add_route("/safeguard/deferred/{item_id}/refuse", actions, suffix="refuse")
     config = Config(ctx)
     app.add_route("/safeguard/config", config)
-    app.add_route("/safeguard/config/{tool}", config)
+    app.add_route("/safeguard/config/{tool}", config, suffix="tool")
     app.add_route("/safeguard/audit", Audit(ctx))

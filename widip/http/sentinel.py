@@ -14,18 +14,19 @@ WEBHOOK_TOKEN (constant-time comparison) or a service token holding scope `webho
 from __future__ import annotations
 
 import hmac
+import logging
 import json
 
 import falcon
 import redis
 
 from widip.errors import Forbidden, Invalid, Unauthorized, Unavailable
-from widip.functions import db, identity, job_table
+from widip.functions import db, identity, job_table, readiness
 from widip.functions.sentinel import alerts, maintenance, pipeline, tracker, views
 from widip.http.auth import require_user
 from widip.http.jobs import accepted
 from widip.http.openapi_doc import error, json_body, json_response, operation
-from widip.http.validation import read_json
+from widip.http.validation import query_bool, query_text, read_json
 from widip.messaging import door
 
 SCOPE = "webhook:observium"
@@ -41,6 +42,8 @@ ALERT_BODY = {"type": "object", "required": ["ALERT_ID"], "additionalProperties"
 
 _op = operation
 
+
+logger = logging.getLogger(__name__)
 
 OPENAPI_PATHS = {
     "/webhook/widip-alertes": {"post": {
@@ -91,8 +94,12 @@ class Webhook:
         body = alerts.validate(read_json(req, {"type": "object"}))
         with db.transaction(self._ctx.pool) as conn:
             alert_id, tracking_id = alerts.accept(conn, body)
-        if alert_id is not None:
+        # Persisted first; the broker gets it only if Redis answers at once (a frozen Redis must not
+        # stall Observium's webhook: the sweeper enqueues what is left).
+        if alert_id is not None and readiness.redis_answers(getattr(self._ctx.broker, "client", None)):
             alerts.hand_to_broker(self._ctx.pool, alert_id, door.send)
+        elif alert_id is not None:
+            logger.warning("alert %s persisted; Redis did not answer in time, the sweeper will enqueue it", alert_id)
         resp.status = falcon.HTTP_200
         resp.media = {"status": "successful", "tracking_id": tracking_id}
 
@@ -124,7 +131,7 @@ class Incidents:
         require_user(req, 1)
         limit = req.get_param_as_int("limit", min_value=1, max_value=500, default=100)
         with db.transaction(self._ctx.pool) as conn:
-            found = views.list_incidents(conn, status=req.get_param("status"), client=req.get_param("client"),
+            found = views.list_incidents(conn, status=query_text(req, "status"), client=query_text(req, "client"),
                                          limit=limit)
             filtered = pipeline.filtered_count(conn)
         resp.media = {"incidents": found, "filtered_last_24h": filtered}
@@ -175,7 +182,7 @@ class Windows:
 
     def on_get(self, req, resp):
         require_user(req, 1)
-        active = req.get_param_as_bool("active", default=False)
+        active = query_bool(req, "active", default=False)
         with db.transaction(self._ctx.pool) as conn:
             rows = maintenance.list_windows(conn, active_at=conn.execute("SELECT now() AS t").fetchone()["t"]
                                             if active else None)

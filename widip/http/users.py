@@ -7,9 +7,10 @@ import falcon
 from widip.errors import Invalid, NotFound
 from widip.functions import access_matrix, db, identity
 from widip.http.auth import require_user
+from widip.http.client_address import client_address, parse_networks
 from widip.http.errors import handle_service_error
 from widip.http.openapi_doc import error, json_body, json_response
-from widip.http.validation import read_json
+from widip.http.validation import query_bool, read_json
 
 ADMIN = 4
 _BIGINT_MAX = 2**63 - 1
@@ -57,6 +58,11 @@ SERVICE_TOKEN_CREATE_SCHEMA = {
                                         "pattern": identity.SCOPE_PATTERN.pattern}},
                    "expires_in_days": {"type": "integer", "minimum": 1, "maximum": 3650}},
 }
+UNLOCK_SCHEMA = {
+    "type": "object", "additionalProperties": False, "minProperties": 1,
+    "properties": {"username": {"type": "string", "minLength": 1, "maxLength": 128, "pattern": _TEXT},
+                   "address": {"type": "string", "minLength": 2, "maxLength": 64, "pattern": "^[0-9A-Fa-f:.]+$"}},
+}
 USER_SCHEMA = {
     "type": "object", "required": ["id", "username", "accreditation_level", "active"],
     "properties": {"id": {"type": "integer"}, "username": {"type": "string"}, "display_name": {"type": "string"},
@@ -101,6 +107,11 @@ OPENAPI_PATHS = {
         {"200": json_response("session token (shown once)", SESSION_SCHEMA), "400": _400,
          "401": error("invalid username or password"),
          "429": error("too many failed attempts; see Retry-After")}, body=LOGIN_SCHEMA, public=True)},
+    "/auth/unlock": {"post": _op(
+        "Clear failed logins for a username and/or client address (N4, audited)", "unlockLogin",
+        {"200": json_response("cleared", {"type": "object", "required": ["cleared"],
+                                          "properties": {"cleared": {"type": "integer"}}}),
+         "400": _400, "403": _403}, body=UNLOCK_SCHEMA)},
     "/auth/logout": {"post": _op("Revoke the bearer token used for this request", "logout",
                                  {"204": {"description": "revoked"}})},
     "/me": {"get": _op("The logged-in user, their accreditation and access-matrix rights", "getMe",
@@ -182,14 +193,29 @@ class _Resource:
 
 
 class Login(_Resource):
+    def __init__(self, ctx):
+        super().__init__(ctx)
+        self._proxies = parse_networks(ctx.settings.trusted_proxies)
+
     def on_post(self, req, resp):
         body = read_json(req, LOGIN_SCHEMA)
+        ip = client_address(req.remote_addr, req.get_header("X-Forwarded-For"), self._proxies)
         with self._tx() as conn:
-            result = identity.login(conn, body["username"], body["password"], ip=req.remote_addr or "unknown",
+            result = identity.login(conn, body["username"], body["password"], ip=ip,
                                     ttl_hours=self._ctx.settings.auth_token_ttl_hours)
         # Outside the transaction: a failed attempt is committed before we answer 401/429.
         resp.media = result.session_or_raise().to_dict()
         resp.set_header("Cache-Control", "no-store")
+
+
+class Unlock(_Resource):
+    def on_post(self, req, resp):
+        caller = require_user(req, ADMIN)
+        body = read_json(req, UNLOCK_SCHEMA)
+        with self._tx() as conn:
+            cleared = identity.clear_failures(conn, username=body.get("username"), ip=body.get("address"),
+                                              actor=_actor(caller))
+        resp.media = {"cleared": cleared, "next": "these failed logins no longer count: login may be retried now"}
 
 
 class Logout(_Resource):
@@ -274,7 +300,7 @@ class UserAccess(_Resource):
 class ServiceTokens(_Resource):
     def on_get(self, req, resp):
         require_user(req, ADMIN)
-        include_revoked = req.get_param_as_bool("include_revoked", default=False)
+        include_revoked = query_bool(req, "include_revoked", default=False)
         with self._tx() as conn:
             tokens = identity.list_service_tokens(conn, include_revoked=include_revoked)
         resp.media = {"service_tokens": [t.to_dict() for t in tokens]}
@@ -310,6 +336,7 @@ def register(app, ctx):
     app.add_error_handler(identity.Throttled, handle_throttled)
     app.add_route("/auth/login", Login(ctx))
     app.add_route("/auth/logout", Logout(ctx))
+    app.add_route("/auth/unlock", Unlock(ctx))
     app.add_route("/me", Me(ctx))
     app.add_route("/me/password", MyPassword(ctx))
     app.add_route("/users", Users(ctx))

@@ -72,7 +72,7 @@ def run_cycle(pool: ConnectionPool, client: redis.Redis, clients, options: Optio
     processed, errors = [], []
     for ticket in tickets:
         try:
-            handled = _take(pool, clients, ticket.id, options)
+            handled = _take(pool, clients, ticket.id, ticket.date or "", options)
         except IntegrationError as exc:
             errors.append(f"ticket {ticket.id}: {exc.message}")
             continue
@@ -85,10 +85,14 @@ def run_cycle(pool: ConnectionPool, client: redis.Redis, clients, options: Optio
                 [t.id for t in tickets], processed, errors)
 
 
-def _take(pool: ConnectionPool, clients, ticket_id: int, options: Options) -> dict | None:
-    """Decide and start the work for a ticket not seen before; None when it was already taken."""
+def _take(pool: ConnectionPool, clients, ticket_id: int, opened: str, options: Options) -> dict | None:
+    """Decide and start the work for a ticket not seen before; None when it was already taken.
+
+    A ticket is its id *and* its opening date: a GLPI restored from backup reuses ids, and the new
+    ticket behind an old id must not be mistaken for the one already handled."""
     with transaction(pool) as conn:
-        if conn.execute("SELECT 1 FROM assist_tickets WHERE ticket_id = %s", (ticket_id,)).fetchone():
+        if conn.execute("SELECT 1 FROM assist_tickets WHERE ticket_id = %s AND ticket_date = %s",
+                        (ticket_id, opened)).fetchone():
             return None
     vocab = intake.load_vocabulary(options.policy_dir)
     ticket = clients.glpi.get_ticket_details(ticket_id)
@@ -115,10 +119,11 @@ def _record(pool: ConnectionPool, ticket, proof, verdict, view) -> dict | None:
     requester = proof.email if proof else None
     with transaction(pool) as conn:
         claimed = conn.execute(
-            "INSERT INTO assist_tickets (ticket_id, category, requester_email, title, decision, reason, subject, "
-            "requester_login, model_category, model_confidence) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
-            "ON CONFLICT (ticket_id) DO NOTHING RETURNING ticket_id",
-            (ticket.id, verdict.category, requester, ticket.title[:255], verdict.decision, verdict.reason,
+            "INSERT INTO assist_tickets (ticket_id, ticket_date, category, requester_email, title, decision, reason, "
+            "subject, requester_login, model_category, model_confidence) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
+            "ON CONFLICT (ticket_id, ticket_date) DO NOTHING RETURNING ticket_id",
+            (ticket.id, ticket.date or "", verdict.category, requester, ticket.title[:255], verdict.decision, verdict.reason,
              proof.subject if proof else None, proof.login if proof else None,
              view.category if view else None, view.confidence if view else None)).fetchone()
         if claimed is None or verdict.decision == "skipped":
@@ -132,9 +137,10 @@ def _record(pool: ConnectionPool, ticket, proof, verdict, view) -> dict | None:
                                  context={"verified_requester": proof.email if proof.proven else None,
                                           "ticket_id": ticket.id, "assist": binding})
         sid = str(session["id"])
-        conn.execute("UPDATE assist_tickets SET session_id = %s WHERE ticket_id = %s", (sid, ticket.id))
+        conn.execute("UPDATE assist_tickets SET session_id = %s WHERE ticket_id = %s AND ticket_date = %s",
+                     (sid, ticket.id, ticket.date or ""))
         if verdict.decision == intake.AUTO:
-            outbox.add(conn, job_table.CONTINUE_SESSION, {"session_id": sid}, dedup_key=f"assist:{ticket.id}")
+            outbox.add(conn, job_table.CONTINUE_SESSION, {"session_id": sid}, dedup_key=f"assist:{ticket.id}:{ticket.date or ''}")
         else:
             conn.execute("UPDATE agent_sessions SET status = 'completed', result = %s WHERE id = %s",
                          (Jsonb({"text": f"Remis à un technicien : {verdict.reason}"}), sid))

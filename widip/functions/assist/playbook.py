@@ -95,7 +95,7 @@ def _reset(ticket_id, username, email, results, checks, offered) -> Completion:
     if "mysecret_create_secret" not in results:
         return call("mysecret_create_secret", {"secret_handle": results["ad_reset_password"]["secret_handle"]})
     if "smtp_send_email" not in results:
-        subject, body = reset_mail(ticket_id, username, results["mysecret_create_secret"]["secret_url"],
+        subject, body = reset_mail(ticket_id, username, results["mysecret_create_secret"]["secret_ref"],
                                    bool(checks[0].get("locked")))
         return call("smtp_send_email", {"to": [email], "subject": subject, "body": body})
     return call("glpi_close_ticket", {"ticket_id": ticket_id, "solution": (

@@ -34,6 +34,12 @@ class Clients:
         return self._get("secret_store", True, lambda: SecretStore(self.redis))
 
     @property
+    def secret_links(self):
+        from widip.functions.integrations.secret_links import SecretLinkStore
+
+        return self._get("secret_links", True, lambda: SecretLinkStore(self.redis))
+
+    @property
     def glpi(self):
         from widip.functions.integrations.glpi import GlpiClient
 

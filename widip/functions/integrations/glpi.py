@@ -69,6 +69,7 @@ class GlpiClient:
         self._session: str | None = None
         self._lock = threading.Lock()
         self._entity_names: dict[int, str] = {}
+        self._category_names: dict[int, str] = {}
 
     @classmethod
     def from_settings(cls, settings) -> "GlpiClient":
@@ -250,14 +251,25 @@ class GlpiClient:
         emails = [decode_text(r.get("email")) for r in email_rows if r.get("email")]
         return user_from_item(item, emails, self._entity_name(int(item.get("entities_id") or 0)))
 
+    def entity_name(self, entity_id: int) -> str | None:
+        """An entity's complete name ("Root > EHPAD Les Tilleuls"), cached; None if unknown."""
+        return self._entity_name(int(entity_id))
+
+    def category_name(self, category_id: int) -> str | None:
+        """An ITIL category's complete name ("Compte utilisateur > Mot de passe"), cached; None if unknown."""
+        return self._complete_name("ITILCategory", int(category_id), self._category_names)
+
     def _entity_name(self, entity_id: int) -> str | None:
-        if entity_id not in self._entity_names:
+        return self._complete_name("Entity", entity_id, self._entity_names)
+
+    def _complete_name(self, itemtype: str, item_id: int, cache: dict[int, str]) -> str | None:
+        if item_id not in cache:
             try:
-                item = _body(self._call("GET", f"Entity/{entity_id}", params={"get_hateoas": "false"}))
+                item = _body(self._call("GET", f"{itemtype}/{item_id}", params={"get_hateoas": "false"}))
             except Rejected:
                 return None
-            self._entity_names[entity_id] = decode_text(item.get("completename") or item.get("name"))
-        return self._entity_names[entity_id]
+            cache[item_id] = decode_text(item.get("completename") or item.get("name"))
+        return cache[item_id]
 
     def assign_ticket(self, ticket_id: int, user_id: int) -> int:
         """Assign a technician (Ticket_User type 2); returns the actor row id, existing or new."""

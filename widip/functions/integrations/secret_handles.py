@@ -44,35 +44,50 @@ def _cipher(handle: str):
 class SecretStore:
     """Short-lived, single-use storage of secrets in Redis, addressed by random handles."""
 
+    #: Handle prefix, handle pattern, Redis key prefix and longest lifetime (subclasses change them).
+    handle_prefix = HANDLE_PREFIX
+    handle_re = _HANDLE_RE
+    key_prefix = _KEY_PREFIX
+    max_ttl_seconds = MAX_TTL_SECONDS
+
     def __init__(self, redis_client, ttl_seconds: int = DEFAULT_TTL_SECONDS):
-        if not 0 < ttl_seconds <= MAX_TTL_SECONDS:
-            raise ValueError(f"ttl_seconds must be between 1 and {MAX_TTL_SECONDS}")
+        if not 0 < ttl_seconds <= self.max_ttl_seconds:
+            raise ValueError(f"ttl_seconds must be between 1 and {self.max_ttl_seconds}")
         self._redis = redis_client
         self.ttl_seconds = ttl_seconds
 
     def __repr__(self) -> str:
-        return f"SecretStore(ttl_seconds={self.ttl_seconds})"
+        return f"{type(self).__name__}(ttl_seconds={self.ttl_seconds})"
 
-    @staticmethod
-    def _keys(handle: str) -> tuple[str, str]:
+    def _keys(self, handle: str) -> tuple[str, str]:
         ident = _derive(handle, b"widip-secret-id").hex()
-        return _KEY_PREFIX + ident, _KEY_PREFIX + "used:" + ident
+        return self.key_prefix + ident, self.key_prefix + "used:" + ident
 
-    def put(self, secret: str) -> str:
+    def put(self, secret: str, ttl_seconds: int | None = None) -> str:
         """Store `secret` and return a fresh handle; the value expires after `ttl_seconds`."""
         if not isinstance(secret, str) or not secret:
             raise ValueError("secret must be a non-empty string")
-        handle = HANDLE_PREFIX + secrets.token_urlsafe(24)
+        ttl = min(max(1, int(ttl_seconds or self.ttl_seconds)), self.max_ttl_seconds)
+        handle = self.handle_prefix + secrets.token_urlsafe(24)
         key, _ = self._keys(handle)
+        self._redis.set(key, self._seal(handle, key, secret), ex=ttl, nx=True)
+        logger.debug("secret stored under a new handle (ttl %d s)", ttl)
+        return handle
+
+    @staticmethod
+    def _seal(handle: str, key: str, secret: str) -> bytes:
         nonce = os.urandom(12)
         sealed = _cipher(handle).encrypt(nonce, secret.encode("utf-8"), key.encode())
-        self._redis.set(key, base64.b64encode(nonce + sealed), ex=self.ttl_seconds, nx=True)
-        logger.debug("secret stored under a new handle (ttl %d s)", self.ttl_seconds)
-        return handle
+        return base64.b64encode(nonce + sealed)
+
+    @staticmethod
+    def _open(handle: str, key: str, stored: bytes) -> str:
+        raw = base64.b64decode(stored)
+        return _cipher(handle).decrypt(raw[:12], raw[12:], key.encode()).decode("utf-8")
 
     def redeem(self, handle: str) -> str:
         """Return the secret and forget it. Raises Conflict if already redeemed, NotFound if unknown or expired."""
-        if not isinstance(handle, str) or not _HANDLE_RE.match(handle):
+        if not isinstance(handle, str) or not self.handle_re.match(handle):
             raise NotFound("unknown secret handle")
         key, used_key = self._keys(handle)
         pipe = self._redis.pipeline(transaction=True)
@@ -85,10 +100,8 @@ class SecretStore:
             raise NotFound("secret handle unknown or expired")
         # The tombstone lives as long as the secret would have, so `restore` cannot extend its life.
         self._redis.set(used_key, 1, px=max(int(remaining_ms), 1))
-        raw = base64.b64decode(stored)
-        secret = _cipher(handle).decrypt(raw[:12], raw[12:], key.encode())
         logger.debug("secret handle redeemed")
-        return secret.decode("utf-8")
+        return self._open(handle, key, stored)
 
     def restore(self, handle: str, secret: str) -> bool:
         """Put a redeemed secret back under its handle for what was left of its lifetime.
@@ -100,12 +113,10 @@ class SecretStore:
         remaining_ms = self._redis.pttl(used_key)
         if remaining_ms is None or int(remaining_ms) <= 0:
             return False
-        nonce = os.urandom(12)
-        sealed = _cipher(handle).encrypt(nonce, secret.encode("utf-8"), key.encode())
-        restored = self._redis.set(key, base64.b64encode(nonce + sealed), px=int(remaining_ms), nx=True)
+        restored = self._redis.set(key, self._seal(handle, key, secret), px=int(remaining_ms), nx=True)
         self._redis.delete(used_key)
         return bool(restored)
 
     def exists(self, handle: str) -> bool:
         """True while the handle can still be redeemed."""
-        return bool(_HANDLE_RE.match(handle or "")) and bool(self._redis.exists(self._keys(handle)[0]))
+        return bool(self.handle_re.match(handle or "")) and bool(self._redis.exists(self._keys(handle)[0]))

@@ -148,7 +148,7 @@ def _summarise(tool: str, result) -> str:
         return "Le compte a été déverrouillé."
     if tool == "mysecret_create_secret" and isinstance(result, dict):
         return (f"Mot de passe réinitialisé. Lien à usage unique (expire après {result.get('expire_views', 1)} "
-                f"consultation) : {result.get('secret_url')}")
+                f"consultation) : {result.get('secret_ref') or result.get('secret_url')}")
     if tool == "glpi_create_ticket" and isinstance(result, dict):
         return f"Ticket GLPI {result.get('ticket_id')} créé."
     return f"Résultat de {tool} : {json.dumps(result, ensure_ascii=False, default=str)[:500]}"

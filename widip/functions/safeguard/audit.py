@@ -9,6 +9,7 @@ from typing import Any
 
 from psycopg import Connection
 
+from widip.functions import untrusted
 from widip.functions.db import Jsonb
 
 #: Argument names whose values never reach the audit log or approval screens.
@@ -17,7 +18,7 @@ SENSITIVE_KEYS = ("password", "payload", "secret", "secret_handle", "token", "un
 
 def args_hash(arguments: dict) -> str:
     """A stable hash of the exact arguments: an approval is bound to it."""
-    canonical = json.dumps(arguments, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    canonical = json.dumps(untrusted.scrub(arguments), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
@@ -40,6 +41,11 @@ def record(conn: Connection, *, actor: str, action: str, actor_user_id: int | No
            tool_name: str | None = None, call_id: str | None = None, request_id: int | None = None,
            level: str | None = None, arguments: dict | None = None, outcome: str | None = None,
            reason: str | None = None) -> None:
+    """Append one audit row. Hostile text (NUL, lone surrogates, deep nesting) is scrubbed so that
+    the row recording a refusal can always be written."""
+    arguments = untrusted.scrub(arguments) if arguments is not None else None
+    tool_name, reason, outcome, actor = (untrusted.scrub(v) if isinstance(v, str) else v
+                                         for v in (tool_name, reason, outcome, actor))
     conn.execute(
         "INSERT INTO safeguard_audit (actor, actor_user_id, action, tool_name, call_id, request_id, level, "
         "args_hash, args_redacted, outcome, reason) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",

@@ -19,6 +19,7 @@ from widip.functions.callers import Caller
 from widip.functions.db import Jsonb
 from widip.functions.safeguard import audit, gate, subject
 from widip.functions.safeguard.policy import Policy, level_for, over_rate_limit
+from widip.functions.tools import scope
 from widip.functions.tools.registry import get_tool, validate_arguments
 
 logger = logging.getLogger(__name__)
@@ -72,7 +73,8 @@ def propose(conn: Connection, *, tool_name: str, arguments, caller: Caller, poli
         raise
     level = level_for(conn, tool.name, caller.persona)
     capped = subject.check(conn, caller, tool.name, arguments, session_id, level) or \
-        over_rate_limit(conn, policy, tool.name, arguments)
+        over_rate_limit(conn, policy, tool.name, arguments) or \
+        scope.refusal(tool.name, tool.system, scope.rights_for(conn, requester_of(caller)))
     decision = gate.Decision(gate.REFUSED, level, capped) if capped else \
         gate.decide(level, caller, policy, confidence=confidence)
     status = _STATUS_FOR[decision.outcome]

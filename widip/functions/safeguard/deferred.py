@@ -19,6 +19,9 @@ from widip.functions.safeguard import audit, calls
 from widip.functions.safeguard.policy import Policy
 
 
+STATUSES = ("pending", "scheduled", "running", "executed", "failed", "cancelled", "refused")
+
+
 def list_deferred(conn: Connection, status: str | None = None, limit: int = 100) -> list[dict]:
     if status:
         return conn.execute("SELECT * FROM safeguard_deferred_actions WHERE status = %s ORDER BY id DESC LIMIT %s",

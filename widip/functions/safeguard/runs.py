@@ -23,7 +23,7 @@ from widip.functions import job_table, outbox
 from widip.functions.callers import Caller
 from widip.functions.db import Jsonb, ensure_open, transaction
 from widip.functions.safeguard import audit
-from widip.functions.tools import ToolContext, execute, get_tool
+from widip.functions.tools import ToolContext, execute, get_tool, scope
 
 logger = logging.getLogger(__name__)
 
@@ -123,11 +123,12 @@ def run_call(pool: ConnectionPool, call_id: str, clients, *,
 def _run_locked(pool: ConnectionPool, call_id: str, clients, verified_requester) -> RunOutcome:
     with transaction(pool) as conn:
         verdict, call = _claim(conn, call_id)
+        rights = scope.rights_for(conn, call["requester_user_id"]) if verdict == "run" else None
     if verdict != "run":
         return RunOutcome(call, executed=False)
     caller = Caller.from_dict(call["caller"])
     context = ToolContext(call_id=str(call["id"]), caller_label=caller.label,
-                          verified_requester=verified_requester(call),
+                          verified_requester=verified_requester(call), rights=rights,
                           principal_user_id=caller.on_behalf_of or (caller.user_id if caller.is_human else None))
     try:
         result = execute(call["tool_name"], call["arguments"], clients, context)

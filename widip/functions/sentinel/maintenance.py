@@ -32,7 +32,7 @@ UPDATE_SCHEMA = {**WINDOW_SCHEMA, "required": [], "minProperties": 1}
 
 
 def create(conn: Connection, data: dict, *, actor: str) -> dict:
-    starts, ends = _times(data.get("starts_at"), data.get("ends_at"))
+    starts, ends = _times(data.get("starts_at") or datetime.now(timezone.utc), data.get("ends_at"))
     return conn.execute(
         "INSERT INTO maintenance_windows (scope, value, starts_at, ends_at, reason, created_by) "
         "VALUES (%s, %s, %s, %s, %s, %s) RETURNING *",
@@ -91,7 +91,7 @@ def matching(conn: Connection, *, device_id: str | None, hostname: str | None, s
 def _times(starts, ends) -> tuple[datetime | None, datetime | None]:
     starts, ends = _parse(starts, "starts_at"), _parse(ends, "ends_at")
     if starts and ends and ends <= starts:
-        raise Invalid("ends_at must be after starts_at")
+        raise Invalid("ends_at must be after starts_at (a window without starts_at starts now)")
     return starts, ends
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from widip.functions.integrations import secret_links
 from widip.functions.tools.registry import Tool, obj
 
 EMAIL = {"type": "string", "format": "email", "maxLength": 254,
@@ -11,6 +12,13 @@ EMAIL = {"type": "string", "format": "email", "maxLength": 254,
 def _message_id(ctx) -> str:
     """One Message-ID per call, so a redelivered send is recognisable as the same mail."""
     return f"widip-{ctx.call_id}"
+
+
+def _send_email(c, a, ctx):
+    """Secret-link references (secret_ref) in the body become the clear link here, and only here."""
+    body = secret_links.expand_for_mail(c.secret_links, a["body"], a["to"], ctx.verified_requester)
+    return c.mail.send_email(a["to"], a["subject"], body, verified_requester=ctx.verified_requester,
+                             message_id=_message_id(ctx))
 
 
 TOOLS = [
@@ -23,8 +31,7 @@ TOOLS = [
          obj({"to": {"type": "array", "items": EMAIL, "minItems": 1, "maxItems": 10},
               "subject": {"type": "string", "minLength": 1, "maxLength": 250, "pattern": r"^[^\r\n]*$"},
               "body": {"type": "string", "minLength": 1, "maxLength": 20000}}, ("to", "subject", "body")),
-         lambda c, a, ctx: c.mail.send_email(a["to"], a["subject"], a["body"],
-                                             verified_requester=ctx.verified_requester, message_id=_message_id(ctx)),
+         _send_email,
          on_unknown_outcome="ask_human"),
     Tool("smtp_send_alert", "smtp",
          "Envoie l'alerte « équipement injoignable » à l'équipe d'astreinte. Sends the device-down alert mail.",

@@ -9,6 +9,7 @@ from typing import Any, Callable
 from jsonschema import Draft202012Validator
 
 from widip.errors import Invalid, NotFound
+from widip.functions import untrusted
 
 SYSTEMS = ("glpi", "observium", "phibee", "smtp", "active_directory", "mysecret", "docs")
 #: Modules that define tools, one per external system.
@@ -26,6 +27,8 @@ class ToolContext:
     verified_requester: str | None = None
     #: The human whose rights bound what the call may read (the user a WIBOT session acts for).
     principal_user_id: int | None = None
+    #: The access-matrix rights of the human behind the call (None: system work, unfiltered).
+    rights: Any = None
 
 
 @dataclass(frozen=True)
@@ -85,7 +88,10 @@ def validate_arguments(tool: Tool, arguments: Any) -> dict:
     """Return the arguments if they match the tool's schema; raise Invalid naming the first problem."""
     if not isinstance(arguments, dict):
         raise Invalid(f"{tool.name}: arguments must be an object")
-    errors = sorted(Draft202012Validator(tool.schema).iter_errors(arguments), key=lambda e: list(e.absolute_path))
+    trouble = untrusted.problem(arguments)
+    if trouble:
+        raise Invalid(f"{tool.name}: arguments: {trouble}")
+    errors = sorted(untrusted.StrictValidator(tool.schema).iter_errors(arguments), key=lambda e: list(e.absolute_path))
     if errors:
         first = errors[0]
         where = "/".join(str(p) for p in first.absolute_path) or "arguments"
