@@ -27,6 +27,7 @@ def main(argv: list[str] | None = None) -> int:
                          capture_output=True, text=True, timeout=args.timeout)
     wall = time.monotonic() - began
     summary = next((line for line in reversed(out.stdout.splitlines()) if " in " in line and "passed" in line), "")
+    print("\n".join(line for line in out.stdout.splitlines() if line.startswith(("FAILED", "ERROR"))))
     print(summary or out.stdout[-2000:])
     counts = {kind: int(n) for n, kind in re.findall(r"(\d+) (passed|failed|error|errors)", summary)}
     report([Figure("make test wall time", wall, "s"),
