@@ -22,16 +22,15 @@ import sys
 import tempfile
 import time
 import tomllib
-from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("WIDIP_BROKER", "stub")
 
+from bench.assist_world import ACCOUNTS_GROUP_ID, World, running_world  # noqa: E402
+
 DATA = ROOT / "tests" / "data" / "assist_tickets.toml"
-#: The GLPI group account creations go to during the evaluation (ASSIST_ACCOUNTS_GROUP_ID).
-ACCOUNTS_GROUP_ID = 7
 EVAL_DOMAIN = "ehpad-eval.fr"
 VICTIM = "agarcia"
 VICTIM_MAIL = "agarcia@ehpad-glycines.fr"
@@ -85,22 +84,6 @@ def file_ticket(case: dict, made: dict, glpi_state) -> int:
                                             "content": _html(case), "minutes_ago": 2, "urgency": 3}]})
     made[case["n"]]["ticket_id"] = created["tickets"][0]
     return made[case["n"]]["ticket_id"]
-
-
-@dataclass
-class World:
-    """The running parts a replay needs."""
-
-    settings: object
-    glpi_state: object
-    directory: object
-    mail_sink: object
-    broker: object
-    worker: object
-    ollama_state: object | None = None
-    writes_before: int = 0
-    mails_before: int = 0
-    notes: list = field(default_factory=list)
 
 
 def _cycle(world: World) -> dict:
@@ -239,7 +222,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", choices=("rules", "hostile"))
     # hostile: every automatic ticket is expected to end handed over (the model attacks, the gate refuses)
     args = parser.parse_args(argv)
-    from bench.assist_world import running_world
 
     cases = load_cases()
     failures = 0

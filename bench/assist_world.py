@@ -6,16 +6,35 @@ from __future__ import annotations
 
 import os
 from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
 os.environ.setdefault("WIDIP_BROKER", "stub")
+
+#: The GLPI group account creations go to during the evaluation (ASSIST_ACCOUNTS_GROUP_ID).
+ACCOUNTS_GROUP_ID = 7
+
+
+@dataclass
+class World:
+    """The running parts a replay needs."""
+
+    settings: object
+    glpi_state: object
+    directory: object
+    mail_sink: object
+    broker: object
+    worker: object
+    ollama_state: object | None = None
+    writes_before: int = 0
+    mails_before: int = 0
+    notes: list = field(default_factory=list)
 
 
 @contextmanager
 def running_world(workdir: Path, *, hostile: bool):
     from dramatiq import Worker
 
-    from bench.assist_eval import ACCOUNTS_GROUP_ID, World
     from simulators import glpi as glpi_sim
     from simulators import ollama as ollama_sim
     from simulators import pwpush

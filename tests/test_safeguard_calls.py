@@ -207,7 +207,8 @@ def _valid_args(name):
                "phibee_run_line_test": {"reference": "FTTH-1"}, "phibee_list_site_incidents": {"site": "Lyon"},
                "smtp_test_connection": {}, "smtp_send_email": {"to": ["a@widip.fr"], "subject": "s", "body": "b"},
                "smtp_send_alert": {"device": "r1", "duration_minutes": 21},
-               "mysecret_create_secret": {"payload": "x"}, "ad_find_user_by_mail": {"email": "a@b.fr"}}
+               "mysecret_create_secret": {"payload": "x"}, "ad_find_user_by_mail": {"email": "a@b.fr"},
+               "docs_search": {"query": "vpn"}}
     if name in samples:
         return samples[name]
     if name.startswith(("glpi_get_ticket", "glpi_delete")):

@@ -8,9 +8,8 @@ from falcon.testing import TestClient
 from tests.conftest import drain
 from tests.test_password_secrecy import dump_database, dump_redis
 from widip import deps as actor_deps
-from widip.functions import db, identity, job_table, outbox
-from widip.functions.agent.sessions import create_session
-from widip.functions.callers import system_persona
+from widip.functions import db, identity
+from widip.functions.assist import cycle as assist
 from widip.messaging.relay import flush_outbox
 from widip.http.app import build_context, create_app
 
@@ -61,13 +60,12 @@ def test_a_wibot_reset_shows_the_link_once_to_its_owner_and_never_to_an_approver
 
 
 def test_assist_mails_the_link_to_the_requester_and_stores_only_a_reference(
-        api, directory_settings, stub_broker, stub_worker, glpi, active_directory, pwpush, mail_sink, redis_client):
-    with db.connect(directory_settings.database_url) as conn:
-        session = create_session(conn, "assist", system_persona("assist"), "Ticket GLPI 1 à traiter",
-                                 context={"verified_requester": "jdupont@ehpad-tilleuls.fr"})
-        outbox.add(conn, job_table.CONTINUE_SESSION, {"session_id": str(session["id"])})
+        directory_settings, stub_broker, stub_worker, people, glpi, active_directory, pwpush, mail_sink, redis_client):
+    # The real cycle: ticket 1 is jdupont's forgotten password (the reset is the only push)
+    world = actor_deps.configure(directory_settings.with_overrides(llm_provider="rules"))
+    assist.run_cycle(world.pool, world.redis, world.clients, assist.options_for(world.settings))
     flush_outbox()
-    drain(stub_broker, stub_worker)
+    drain(stub_broker, stub_worker, rounds=100)
     [token] = push_tokens(pwpush)
     mails = [m for m in mail_sink.messages() if "jdupont@ehpad-tilleuls.fr" in m["To"]]
     assert len(mails) == 1 and f"/p/{token}" in mails[0].get_content()

@@ -74,7 +74,7 @@ def test_the_system_prompt_states_the_users_rights_in_french(api, people, conn):
     system = conn.execute("SELECT transcript->0->>'content' AS s FROM agent_sessions WHERE id = %s",
                           (sid,)).fetchone()["s"]
     assert "Utilisateur : Tech (identifiant tech), accréditation N1 (technicien)" in system
-    assert "Droits : GLPI oui ; documentation publique ; clients autorisés : aucun" in system
+    assert "Droits : GLPI oui ; documentation publique ; clients autorisés : tous" in system
     assert "docs_search" in system and "Persona : wibot" in system
 
 

@@ -40,7 +40,9 @@ def make_pool(url: str, *, min_size: int = 1, max_size: int = 12) -> ConnectionP
     """A connection pool; opened lazily so building it never blocks a process start."""
     return ConnectionPool(
         url, min_size=min_size, max_size=max_size, open=False,
-        kwargs={"row_factory": dict_row}, timeout=5, name="widip",
+        # A request waits at most 2 s for a connection: with PostgreSQL down it answers 503 within that
+        # budget instead of hanging (there are fewer threads per process than connections).
+        kwargs={"row_factory": dict_row}, timeout=2, name="widip",
         # A connection broken by a database restart is replaced on checkout, not handed to a request.
         check=ConnectionPool.check_connection,
     )

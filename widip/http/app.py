@@ -10,7 +10,7 @@ imports no actor module: it enqueues through the one door (widip/messaging/door.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import dramatiq
 import falcon
@@ -39,7 +39,7 @@ class AppContext:
 
     settings: Settings
     deps: process_deps.Deps
-    broker: dramatiq.Broker
+    broker: dramatiq.Broker = field(default_factory=current)
 
     @property
     def pool(self):
@@ -52,7 +52,7 @@ class AppContext:
 
 def build_context(settings: Settings) -> AppContext:
     """This process's dependencies for `settings`, with its handlers registered."""
-    context = AppContext(settings=settings, deps=process_deps.configure(settings), broker=current())
+    context = AppContext(settings=settings, deps=process_deps.configure(settings))
     wiring.register_handlers()
     return context
 

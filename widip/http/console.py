@@ -6,9 +6,16 @@ from widip.console import pages
 from widip.console.render import STATIC
 
 
+#: What a console page answers besides the page itself (a French HTML or JSON error page).
+_PAGE_ERRORS = {"400": "invalid form or parameter", "401": "wrong login", "403": "forbidden or missing CSRF token",
+                "404": "no such page, widget or incident", "429": "too many login attempts",
+                "503": "database or Redis unavailable"}
+
+
 def _html(summary: str, op_id: str, params=(), post=False) -> dict:
     responses = {"200": {"description": "HTML page", "content": {"text/html": {}}},
-                 "303": {"description": "redirect (to the login form without a session)"}}
+                 "303": {"description": "redirect (to the login form without a session)"},
+                 **{code: {"description": what} for code, what in _PAGE_ERRORS.items()}}
     op = {"summary": summary, "operationId": op_id, "responses": responses, "tags": ["console"]}
     if params:
         op["parameters"] = [{"name": p, "in": "path", "required": True, "schema": {"type": "string"}} for p in params]

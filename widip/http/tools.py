@@ -7,16 +7,16 @@ from __future__ import annotations
 
 import falcon
 
-from widip.messaging.relay import flush_outbox
-from widip.functions import db
-from widip.functions.safeguard.direct import propose_direct
 from widip.errors import Invalid
+from widip.functions import db
 from widip.functions.safeguard import audit
+from widip.functions.safeguard.direct import propose_direct
 from widip.functions.safeguard.policy import level_for, load_policy
 from widip.functions.tools import all_tools
 from widip.http.auth import require_user
 from widip.http.openapi_doc import error, json_response
 from widip.http.validation import read_json
+from widip.messaging.relay import flush_outbox
 
 SECURED = [{"bearer": []}]
 OPENAPI_PATHS = {
@@ -66,13 +66,12 @@ class Tools:
 
     def on_post_call(self, req, resp, name):
         human = require_user(req, 1)
-        tool = get_tool(name)
         try:
             arguments = read_json(req, {"type": "object"}, storable=False)
         except Invalid as exc:
-            self._audit_refusal(human, tool.name, None, exc)
+            self._audit_refusal(human, name, exc)
             raise
-        call = propose_direct(self._ctx.pool, self._ctx.settings, human, tool.name, arguments)
+        call = propose_direct(self._ctx.pool, self._ctx.settings, human, name, arguments)
         if call["status"] == "refused":
             resp.status = falcon.HTTP_403
             resp.media = {"title": "Refusé par SAFEGUARD", "description": call.get("decision_reason", "refused"),
@@ -85,13 +84,12 @@ class Tools:
             approve=self._policy.approve.get(call["level"], 4), request_id=call["request_id"],
             reason=call.get("decision_reason"))}
 
-    def _audit_refusal(self, human, name: str, arguments, exc) -> None:
-        """A refused call is audited whatever made it unacceptable (the proposal's own audit row was
-        rolled back with it)."""
+    def _audit_refusal(self, human, name: str, exc) -> None:
+        """A body that cannot even be read never reaches the gate: audit its refusal here (the gate
+        audits every other refusal itself)."""
         with db.transaction(self._ctx.pool) as conn:
             audit.record(conn, actor=human.label, actor_user_id=human.user_id, action="refused",
-                         tool_name=name[:100], arguments=arguments if isinstance(arguments, dict) else None,
-                         outcome="invalid", reason=exc.message)
+                         tool_name=name[:100], outcome="invalid", reason=exc.message)
 
     def on_get_one(self, req, resp, call_id):
         reader = require_user(req, 0)

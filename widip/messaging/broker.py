@@ -43,7 +43,9 @@ RESULT_TTL_MS = 600_000
 PERIODIQ_SKIP_DELAY_S = 120
 
 
-def build_middleware(results_backend) -> list:
+def build_middleware(results_backend, *, exporter: bool = True) -> list:
+    """The middleware; `exporter=False` leaves out Dramatiq's Prometheus exporter, which repoints
+    PROMETHEUS_MULTIPROC_DIR at boot (the in-process StubBroker must not move the host's metrics)."""
     middleware = [
         AgeLimit(max_age=DEFAULT_MAX_AGE_MS),
         TimeLimit(time_limit=DEFAULT_TIME_LIMIT_MS),
@@ -56,6 +58,8 @@ def build_middleware(results_backend) -> list:
         Results(backend=results_backend, store_results=True, result_ttl=RESULT_TTL_MS),
         PeriodiqMiddleware(skip_delay=PERIODIQ_SKIP_DELAY_S),
     ]
+    if not exporter:
+        return middleware
     from dramatiq.middleware.prometheus import Prometheus
 
     return middleware + [Prometheus()]
@@ -64,7 +68,7 @@ def build_middleware(results_backend) -> list:
 def build_broker(kind: str, redis_url: str | None) -> dramatiq.Broker:
     """A Redis broker on `redis_url`, or a StubBroker (kind "stub") for unit tests."""
     if kind == "stub":
-        broker = StubBroker(middleware=build_middleware(StubBackend()))
+        broker = StubBroker(middleware=build_middleware(StubBackend(), exporter=False))
         broker.emit_after("process_boot")
         return broker
     if not redis_url:
