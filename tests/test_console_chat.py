@@ -94,6 +94,9 @@ def test_a_tech_waits_for_approvals_from_the_desk_and_inline_and_sees_a_rejectio
     assert tech.driver.current_url.endswith("/console/chat/" + conversation)
     assert len(tech.find("#w-conversations").find_elements("css selector", "li")) == 1
     assert user_messages(tech, conversation) == [PRINTER, FOLLOW_UP]
+    # And WIBOT remembered which ticket "ce ticket" is (the conversation's memory)
+    follow_up = tech.driver.find_elements("css selector", "article.turn")[1]
+    assert "glpi_get_ticket_details" in follow_up.text
     # And reopening the conversation shows both turns
     tech.open("/console/chat/" + conversation)
     tech.wait(lambda d: len(d.find_elements("css selector", "article.turn .bubble.bot")) == 2, timeout=40)
