@@ -142,3 +142,22 @@ def test_a_tech_waits_for_approvals_from_the_desk_and_inline_and_sees_a_rejectio
         "return fetch(arguments[0]).then((r) => r.status)", f"/conversations/{badge}/messages") == 404
 
 
+
+
+def test_a_documentation_answer_lists_its_cited_sources(chat_stack, browsers, conn):
+    from widip.config import PROJECT_ROOT
+    from widip.functions.docs import ingest
+    from widip.functions.docs.embedding import _spacy
+
+    ingest.ingest_tree(conn, [PROJECT_ROOT / "docs" / "runbooks"], _spacy(), actor="test")
+    tech = browsers()
+    tech.login("tech")
+    # When the technician asks a documentation question
+    box = tech.find("#message")
+    box.send_keys("Comment configurer le VPN pour un nouvel EHPAD ?")
+    box.send_keys("\n")
+    # Then the answer lists the passages it cites, under the answer
+    sources = tech.find("article.turn nav.citations", "Spécificités EHPAD", timeout=40)
+    assert "Sources" in sources.text and "[doc" in sources.text
+    tech.shot("chat-tech-answer-with-sources")
+    assert tech.console_errors() == []
