@@ -12,6 +12,7 @@ from tests.test_metrics import integration_env
 
 pytestmark = pytest.mark.e2e
 PRINTER = "Crée un ticket pour l'imprimante en panne au 2e étage"
+FOLLOW_UP = "Où en est ce ticket ?"
 BADGE = "Crée un ticket pour le lecteur de badges du hall qui ne répond plus"
 
 
@@ -32,6 +33,14 @@ def browsers(stack):
 def chat_stack(stack, people, glpi, mail_sink):
     stack.start("web", "worker", "llm", LLM_PROVIDER="rules", **integration_env(glpi, mail_sink))
     return stack
+
+
+def user_messages(browser, conversation):
+    """The user messages of one conversation, read through the JSON API with the browser's session."""
+    data = browser.driver.execute_script(
+        "return fetch(arguments[0], {headers: {Accept: 'application/json'}}).then((r) => r.json())",
+        f"/conversations/{conversation}/messages")
+    return [m["content"] for m in data["messages"] if m["role"] == "user"]
 
 
 def ask(browser, message):
@@ -75,14 +84,34 @@ def test_a_tech_waits_for_approvals_from_the_desk_and_inline_and_sees_a_rejectio
     # And the conversation is listed
     assert PRINTER[:30] in tech.find("#w-conversations").text
 
+    # When the technician follows up in the same conversation
+    conversation = tech.driver.current_url.rsplit("/", 1)[1]
+    box = tech.find("#message")
+    box.send_keys(FOLLOW_UP)
+    box.send_keys("\n")
+    tech.wait(lambda d: len(d.find_elements("css selector", "article.turn .bubble.bot")) == 2, timeout=40)
+    # Then it is the conversation's second turn: same address, one conversation listed, two messages
+    assert tech.driver.current_url.endswith("/console/chat/" + conversation)
+    assert len(tech.find("#w-conversations").find_elements("css selector", "li")) == 1
+    assert user_messages(tech, conversation) == [PRINTER, FOLLOW_UP]
+    # And WIBOT remembered which ticket "ce ticket" is (the conversation's memory)
+    follow_up = tech.driver.find_elements("css selector", "article.turn")[1]
+    assert "glpi_get_ticket_details" in follow_up.text
+    # And reopening the conversation shows both turns
+    tech.open("/console/chat/" + conversation)
+    tech.wait(lambda d: len(d.find_elements("css selector", "article.turn .bubble.bot")) == 2, timeout=40)
+    assert FOLLOW_UP in tech.find("#turns").text
+    tech.shot("chat-tech-follow-up-same-conversation")
+
     # When the approver, now on a phone, opens a new request's conversation from the desk and approves inline
     approver.driver.set_window_size(390, 844)
     tech.open("/console/chat")
     ask(tech, PRINTER)
-    conversation = tech.driver.current_url.rsplit("/", 1)[1]
     approver.open("/console/safeguard")
     approver.find(".card.request a[href^='/console/chat/']").click()
-    assert conversation in approver.driver.current_url
+    # (the desk links to the technician's session: conversations are their owner's only)
+    assert "/console/chat/" in approver.driver.current_url
+    assert PRINTER in approver.find("#turns").text
     banner = approver.find(".banner.safeguard", "Validation requise")
     banner.find_element("css selector", "input[name=comment]").send_keys("vu au téléphone")
     approver.shot("chat-approver-inline-banner-phone")
@@ -94,7 +123,9 @@ def test_a_tech_waits_for_approvals_from_the_desk_and_inline_and_sees_a_rejectio
     # When a third request is rejected inline with a reason
     tech.open("/console/chat")
     ask(tech, BADGE)
-    approver.open("/console/chat/" + tech.driver.current_url.rsplit("/", 1)[1])
+    badge = tech.driver.current_url.rsplit("/", 1)[1]
+    approver.open("/console/safeguard")
+    approver.find(".card.request a[href^='/console/chat/']").click()
     banner = approver.find(".banner.safeguard:not(.closed)", "Validation requise")
     banner.find_element("css selector", "form.reject input[name=reason]").send_keys("doublon du ticket 12")
     banner.find_element("css selector", "button.reject").click()
@@ -106,5 +137,27 @@ def test_a_tech_waits_for_approvals_from_the_desk_and_inline_and_sees_a_rejectio
     assert glpi.state.calls.get("POST Ticket", 0) == tickets_before + 2
     # And nothing went wrong in either browser's console
     assert tech.console_errors() == [] and approver.console_errors() == []
+    # And the conversation stays the technician's: the approver only ever saw the session
+    assert approver.driver.execute_script(
+        "return fetch(arguments[0]).then((r) => r.status)", f"/conversations/{badge}/messages") == 404
 
 
+
+
+def test_a_documentation_answer_lists_its_cited_sources(chat_stack, browsers, conn):
+    from widip.config import PROJECT_ROOT
+    from widip.functions.docs import ingest
+    from widip.functions.docs.embedding import _spacy
+
+    ingest.ingest_tree(conn, [PROJECT_ROOT / "docs" / "runbooks"], _spacy(), actor="test")
+    tech = browsers()
+    tech.login("tech")
+    # When the technician asks a documentation question
+    box = tech.find("#message")
+    box.send_keys("Comment configurer le VPN pour un nouvel EHPAD ?")
+    box.send_keys("\n")
+    # Then the answer lists the passages it cites, under the answer
+    sources = tech.find("article.turn nav.citations", "Spécificités EHPAD", timeout=40)
+    assert "Sources" in sources.text and "[doc" in sources.text
+    tech.shot("chat-tech-answer-with-sources")
+    assert tech.console_errors() == []

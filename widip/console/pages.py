@@ -146,7 +146,9 @@ class Chat(_Base):
     def on_get(self, req, resp, conversation_id=None):
         caller = self._caller(req)
         turns = widgets.conversation_turns(self._ctx, caller, conversation_id) if caller and conversation_id else []
-        current = conversation_id if turns else ""
+        # A session opened from the SAFEGUARD desk is no conversation of the reader's: a message sent
+        # from that page starts a new conversation.
+        current = conversation_id if turns and not turns[0].get("session_only") else ""
         if caller is not None:
             req.params["current"] = current
         self._page(req, resp, "chat.html", "chat", turns=turns, current=current,

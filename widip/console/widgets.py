@@ -18,6 +18,7 @@ from widip.functions.safeguard import audit, calls, deferred
 from widip.functions.safeguard.notifications import APPROVER_LEVEL
 from widip.functions.safeguard.policy import LEVELS, list_config
 from widip.functions.sentinel import maintenance, views
+from widip.functions.wibot import conversations as wibot_conversations
 from widip.http.safeguard import _visible
 
 PERSONAS = ("sentinel", "notificateur", "assist", "wibot")
@@ -31,35 +32,43 @@ def _now() -> datetime:
 
 
 def conversations(ctx, caller, req) -> dict:
-    """The caller's WIBOT conversations, newest first.
-
-    NOTE(console): today a conversation is one agent session; with /conversations this reads that table.
-    """
+    """The caller's WIBOT conversations, latest activity first (the same list as GET /conversations)."""
     with db.transaction(ctx.pool) as conn:
-        rows = conn.execute(
-            "SELECT id, status, created_at, transcript->1->>'content' AS title FROM agent_sessions "
-            "WHERE persona = 'wibot' AND owner_user_id = %s ORDER BY created_at DESC LIMIT %s",
-            (caller.user_id, LIST_LIMIT)).fetchall()
+        rows = wibot_conversations.list_mine(conn, caller, limit=LIST_LIMIT)
     return {"conversations": rows, "current": req.get_param("current") or ""}
 
 
 def conversation_turns(ctx, caller, conversation_id: str) -> list[dict]:
-    """[{"content", "session_id"}] of one conversation the caller may read (empty if none).
+    """[{"content", "session_id", "status"}] of one conversation the caller may read (empty if none).
 
-    NOTE(console): the seam for /conversations — there, each user message is a turn with its session.
+    A conversation is its owner's only: each user message is a turn with its session. Failing that,
+    the id may be one agent session the caller may read — the SAFEGUARD desk links an approver to
+    /console/chat/{session_id} so that they can decide inline in the technician's session.
     """
     from widip.errors import NotFound
     from widip.functions.agent import sessions
 
     with db.transaction(ctx.pool) as conn:
         try:
+            row = wibot_conversations.get_owned(conn, conversation_id, caller)
+        except NotFound:
+            row = None
+        if row is not None:
+            return [{"content": m["content"], "session_id": m["session_id"], "status": m["turn_status"]}
+                    for m in wibot_conversations.messages(conn, row["id"])
+                    if m["role"] == "user" and m["session_id"]]
+        try:
             session = sessions.get_session(conn, conversation_id)
             sessions.check_reader(session, caller)
         except NotFound:
             return []
+        # A conversation's turn carries its memory before the message: the message is the turn's own.
+        own = conn.execute("SELECT content FROM conversation_messages WHERE session_id = %s AND role = 'user' "
+                           "LIMIT 1", (session["id"],)).fetchone()
     transcript = session["transcript"] or []
-    first = next((m["content"] for m in transcript if m.get("role") == "user"), "")
-    return [{"content": first, "session_id": str(session["id"]), "status": session["status"]}]
+    first = own["content"] if own else next((m["content"] for m in transcript if m.get("role") == "user"), "")
+    return [{"content": first, "session_id": str(session["id"]), "status": session["status"],
+             "session_only": True}]
 
 
 def approvers(ctx) -> list[str]:

@@ -154,6 +154,7 @@ function follow(article) {
       article.dataset.status = page.status;
       if (TERMINAL.has(page.status) && page.events.length === 0) {
         article.classList.add("finished");
+        showCitations(article);
         return;
       }
     } catch (err) {
@@ -163,6 +164,44 @@ function follow(article) {
     setTimeout(tick, nextDelay(article));
   }
   tick();
+}
+
+function citation(c) {
+  // A cited passage: a link when its source is a web address, plain text otherwise.
+  const item = el("li", "citation");
+  const label = [c.title, c.heading].filter(Boolean).join(" — ") || c.source || c.citation;
+  if (/^https?:\/\//.test(c.source || "")) {
+    const a = el("a", "", label);
+    a.href = c.source;
+    a.rel = "noopener noreferrer";
+    a.target = "_blank";
+    item.append(a);
+  } else {
+    item.append(el("span", "", label));
+    if (c.source && c.source !== label) item.append(el("span", "small muted", ` (${c.source})`));
+  }
+  if (c.citation) item.append(el("code", "small", ` [${c.citation}]`));
+  return item;
+}
+
+async function showCitations(article) {
+  // The answer's sources, as the conversation recorded them (GET /conversations/{id}/messages).
+  const id = root.dataset.conversation;
+  if (!id || !backend.messages || article.querySelector(".citations")) return;
+  try {
+    const data = await backend.messages(id);
+    const answer = (data?.messages || []).find((m) => m.role === "assistant" && m.session_id === article.dataset.session);
+    if (!answer?.citations?.length || article.querySelector(".citations")) return;
+    const box = el("nav", "citations");
+    box.setAttribute("aria-label", "Sources citées");
+    box.append(el("p", "small muted", "Sources :"));
+    const list = el("ul", "plain");
+    answer.citations.forEach((c) => list.append(citation(c)));
+    box.append(list);
+    article.append(box);
+  } catch {
+    // The sources are a bonus: the answer is already shown.
+  }
 }
 
 function nextDelay(article) {
