@@ -29,15 +29,6 @@ LOCAL = {"responsibility": "CLIENT", "severity": "majeure", "summary": "Commutat
 
 
 @pytest.fixture
-def ollama():
-    state = ollama_sim.State().seed_demo()
-    server = serve(ollama_sim.make_app(state))
-    yield state, server.url
-    state.release_hangs()
-    server.stop()
-
-
-@pytest.fixture
 def world(stack, glpi, observium, phibee, ollama, tmp_path, people):
     sink = start_sink(tmp_path / "var" / "mail")
     env = {"GLPI_URL": glpi.url, "GLPI_APP_TOKEN": "sim-app-token", "GLPI_USER_TOKEN": "sim-user-token",

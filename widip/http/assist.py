@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import redis
 
-from widip.errors import Unavailable
 from widip.functions import db, job_table
 from widip.functions.assist import records
 from widip.http.auth import require_user
-from widip.http.jobs import accepted
+from widip.http.jobs import accept_job
 from widip.http.openapi_doc import error, json_response, operation
-from widip.messaging import door
 
 _LIMIT = {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 500}}
 
@@ -34,11 +31,7 @@ class Cycles:
 
     def on_post(self, req, resp):
         require_user(req, 3)
-        try:
-            job = door.send_tracked(self._ctx.pool, job_table.RUN_ASSIST_CYCLE, "assist_cycle", {})
-        except redis.RedisError as exc:
-            raise Unavailable("broker", "the job queue is unreachable; the cycle is recorded as queued") from exc
-        accepted(resp, str(job["id"]))
+        accept_job(resp, self._ctx.pool, job_table.RUN_ASSIST_CYCLE, "assist_cycle", {})
 
     def on_get(self, req, resp):
         require_user(req, 1)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import binascii
 
-import falcon
 
 from widip.errors import Invalid
 from widip.functions import db, job_table
@@ -14,10 +13,9 @@ from widip.functions.docs import ingest, search
 from widip.functions.docs.chunking import format_for
 from widip.functions.docs.embedding import embedder_for
 from widip.http.auth import require_user
-from widip.http.jobs import accepted
+from widip.http.jobs import accept_job
 from widip.http.openapi_doc import error, json_response, operation
 from widip.http.validation import read_json
-from widip.messaging import door
 
 MANAGE_LEVEL = 3
 READ_LEVEL = 1
@@ -75,12 +73,11 @@ class Documents:
                 raise Invalid("content_base64: not valid base64") from None
         else:
             raw = body["content"].encode()
-        job = door.send_tracked(self._ctx.pool, job_table.INGEST_DOCUMENT, job_table.INGEST_DOCUMENT.name,
-                          {"filename": body["filename"], "class": body.get("class", "public")},
-                          source=f"upload:{body['filename']}", content_base64=base64.b64encode(raw).decode(),
-                          fmt=fmt, doc_class=body.get("class", "public"), client=body.get("client"),
-                          title=body.get("title"), ingested_by=f"human:{user.username}")
-        accepted(resp, str(job["id"]))
+        accept_job(resp, self._ctx.pool, job_table.INGEST_DOCUMENT, job_table.INGEST_DOCUMENT.name,
+                   {"filename": body["filename"], "class": body.get("class", "public")},
+                   source=f"upload:{body['filename']}", content_base64=base64.b64encode(raw).decode(),
+                   fmt=fmt, doc_class=body.get("class", "public"), client=body.get("client"),
+                   title=body.get("title"), ingested_by=f"human:{user.username}")
 
     def on_get_search(self, req, resp):
         user = require_user(req, READ_LEVEL)

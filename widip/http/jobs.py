@@ -45,6 +45,16 @@ OPENAPI_PATHS = {
 }
 
 
+def accept_job(resp, pool, job, kind: str, record: dict, **kwargs) -> None:
+    """Record a pollable job, enqueue it through the door, and answer 202; 503 if the broker is down
+    (the job stays recorded as queued)."""
+    try:
+        row = door.send_tracked(pool, job, kind, record, **kwargs)
+    except redis.RedisError as exc:
+        raise Unavailable("broker", f"the job queue is unreachable; the {kind} job is recorded as queued") from exc
+    accepted(resp, str(row["id"]))
+
+
 def accepted(resp, job_id: str, **extra) -> None:
     """The API's one shape for accepted async work: 202, the id, and where to poll."""
     resp.status = falcon.HTTP_202
@@ -69,11 +79,7 @@ class Echo:
     def on_post(self, req, resp):
         require_user(req, 4)  # a diagnostic for operators, not an open queue
         body = read_json(req, ECHO_SCHEMA)
-        try:
-            job = door.send_tracked(self._ctx.pool, job_table.ECHO_MESSAGE, "echo", body, message=body["message"])
-        except redis.RedisError as exc:
-            raise Unavailable("broker", "the job queue is unreachable; the job is recorded as queued") from exc
-        accepted(resp, str(job["id"]))
+        accept_job(resp, self._ctx.pool, job_table.ECHO_MESSAGE, "echo", body, message=body["message"])
 
 
 def register(app, ctx):

@@ -9,7 +9,6 @@ from __future__ import annotations
 from datetime import datetime
 from uuid import UUID
 
-import falcon
 
 from widip.messaging.relay import flush_outbox
 from widip.errors import Invalid, NotFound

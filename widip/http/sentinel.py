@@ -18,13 +18,12 @@ import logging
 import json
 
 import falcon
-import redis
 
-from widip.errors import Forbidden, Invalid, Unauthorized, Unavailable
+from widip.errors import Forbidden, Invalid, Unauthorized
 from widip.functions import db, identity, job_table, readiness
 from widip.functions.sentinel import alerts, maintenance, pipeline, tracker, views
 from widip.http.auth import require_user
-from widip.http.jobs import accepted
+from widip.http.jobs import accept_job
 from widip.http.openapi_doc import error, json_body, json_response, operation
 from widip.http.validation import query_bool, query_text, read_json
 from widip.messaging import door
@@ -169,11 +168,7 @@ class Ticks:
 
     def on_post(self, req, resp):
         require_user(req, 3)
-        try:
-            job = door.send_tracked(self._ctx.pool, job_table.RUN_SENTINEL_TICK, "sentinel_tick", {})
-        except redis.RedisError as exc:
-            raise Unavailable("broker", "the job queue is unreachable; the tick is recorded as queued") from exc
-        accepted(resp, str(job["id"]))
+        accept_job(resp, self._ctx.pool, job_table.RUN_SENTINEL_TICK, "sentinel_tick", {})
 
 
 class Windows:

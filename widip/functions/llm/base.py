@@ -13,11 +13,10 @@ import logging
 import math
 import re
 import secrets
-import time
 from dataclasses import dataclass, field
 from typing import Any, Protocol, Sequence
 
-from widip.errors import Rejected, Unavailable
+from widip.errors import Unavailable
 from widip.functions.integrations.http_client import notify_outcome
 
 logger = logging.getLogger(__name__)
