@@ -145,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
             elapsed = time.perf_counter() - started
             print(f"\ningestion: {done} generated chunks in {elapsed:.1f} s = {done / elapsed:.0f} chunks/s "
                   f"(chunking + embedding + insert, HNSW and GIN indexes live)")
-            conn.execute("ANALYZE chunks")
+            ingest.analyze(conn)  # as `widip ingest` does at the end of a load
             total = conn.execute("SELECT count(*) AS n FROM chunks").fetchone()["n"]
             print_table(f"with the generated corpus ({total} chunks)", measure(conn, embedder, questions, args.repeat))
     finally:

@@ -17,6 +17,9 @@ from pathlib import Path
 # The StubBroker must be chosen before any actor module is imported.
 os.environ["WIDIP_BROKER"] = "stub"
 os.environ.setdefault("dramatiq_prom_db", tempfile.mkdtemp(prefix="widip-prom-"))
+# Sentinel holds a new incident before diagnosing it (30 s in production) so an outage's devices share
+# one ticket; in-process tests wait for that hold in real time, so it is short here.
+os.environ.setdefault("SENTINEL_HOLD_SECONDS", "4")
 
 import psycopg  # noqa: E402
 import pytest  # noqa: E402

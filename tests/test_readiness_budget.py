@@ -84,10 +84,13 @@ def test_with_postgres_not_answering_ready_says_so_within_two_seconds(settings, 
     assert report["components"]["redis"]["ok"] is True
 
 
-def test_the_webhook_probe_gives_up_on_a_silent_redis_within_its_budget(blackhole):
-    import redis
+def test_the_web_broker_gives_up_on_a_silent_redis_within_its_budget(blackhole):
+    import dramatiq
+    from widip.messaging.broker import WEB_REDIS_TIMEOUT_S, build_broker
 
-    silent = redis.Redis(host="127.0.0.1", port=blackhole, socket_timeout=10)
+    broker = build_broker("redis", f"redis://127.0.0.1:{blackhole}/0", timeout=WEB_REDIS_TIMEOUT_S)
     started = time.monotonic()
-    assert readiness.redis_answers(silent) is False
-    assert time.monotonic() - started < 0.5
+    with pytest.raises(Exception):
+        broker.enqueue(dramatiq.Message(queue_name="default", actor_name="process_alert", args=(1,),
+                                        kwargs={}, options={}))
+    assert time.monotonic() - started < 1.0

@@ -173,6 +173,8 @@ def cmd_ingest(args) -> int:
             conn.commit()
             counts[outcome["status"]] = counts.get(outcome["status"], 0) + 1
             print(f"\r{outcome['status']:>9}  {path}" + " " * 30, file=sys.stderr, flush=True)
+        if set(counts) - {"unchanged"}:
+            ingest.analyze(conn)  # the planner's statistics, as after any bulk load
     print(f"ingested {len(files)} file(s) with {embedder.model}: {counts}")
     return 0
 

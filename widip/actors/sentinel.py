@@ -126,7 +126,7 @@ def sweep_sentinel() -> dict:
     """Each minute: send alerts no job took (Redis was down), and restart stuck incidents."""
     d = deps()
     with db.transaction(d.pool) as conn:
-        lost = alerts.lost(conn)
+        lost = alerts.claim_lost(conn)
         todo = notifier.needing_attention(conn)
     resent = sum(1 for alert_id in lost if alerts.hand_to_broker(d.pool, alert_id, door.send))
     for incident_id in todo["diagnose"]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
+import select
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
@@ -44,8 +45,22 @@ def make_pool(url: str, *, min_size: int = 1, max_size: int = 12) -> ConnectionP
         # budget instead of hanging (there are fewer threads per process than connections).
         kwargs={"row_factory": dict_row}, timeout=2, name="widip",
         # A connection broken by a database restart is replaced on checkout, not handed to a request.
-        check=ConnectionPool.check_connection,
+        check=check_if_closed_by_server,
     )
+
+
+def check_if_closed_by_server(conn: psycopg.Connection) -> None:
+    """The pool's checkout check, without a round trip for a healthy connection.
+
+    A server that restarts or kills a backend closes the socket (after a FATAL message), so an idle
+    connection whose socket has something to read is suspect: only then is it proven with a query
+    (which raises if it is dead). A round trip on every checkout cost a fifth of the webhook's time.
+    """
+    if conn.closed:
+        raise psycopg.OperationalError("the connection is closed")
+    readable, _, _ = select.select([conn.fileno()], [], [], 0)
+    if readable:
+        ConnectionPool.check_connection(conn)
 
 
 def ensure_open(pool: ConnectionPool) -> ConnectionPool:

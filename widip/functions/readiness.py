@@ -25,8 +25,6 @@ logger = logging.getLogger(__name__)
 
 #: The whole readiness answer is given within this many seconds.
 READY_BUDGET_SECONDS = 1.0
-#: How long the webhook waits for Redis before leaving the enqueueing to the sweeper.
-ENQUEUE_BUDGET_SECONDS = 0.2
 _probes = ThreadPoolExecutor(max_workers=8, thread_name_prefix="readiness")
 _fast_clients: dict[tuple[int, float], redis.Redis] = {}
 
@@ -41,16 +39,6 @@ def fast_client(client: redis.Redis, timeout: float) -> redis.Redis:
         _fast_clients[key] = redis.Redis(connection_pool=redis.ConnectionPool(
             connection_class=source.connection_class, max_connections=4, **kwargs))
     return _fast_clients[key]
-
-
-def redis_answers(client: redis.Redis | None, budget: float = ENQUEUE_BUDGET_SECONDS) -> bool:
-    """True when Redis answers a PING within `budget` seconds (None: an in-process broker, always there)."""
-    if client is None:
-        return True
-    try:
-        return bool(fast_client(client, budget).ping())
-    except (redis.RedisError, OSError):
-        return False
 
 
 def check_postgres(pool: ConnectionPool, budget: float = READY_BUDGET_SECONDS) -> dict:

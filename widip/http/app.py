@@ -24,7 +24,7 @@ from widip.http.auth import Authenticate
 from widip.http.errors import register_error_handlers
 from widip.http.middleware import RequestId
 from widip.logs import configure_logging
-from widip.messaging.broker import current
+from widip.messaging.broker import WEB_REDIS_TIMEOUT_S, current, setup_broker_from_env
 
 logger = logging.getLogger(__name__)
 
@@ -71,6 +71,7 @@ def create_app_from_env() -> falcon.App:
     """The app gunicorn serves: settings from the environment, logging, dependencies, routes."""
     settings = Settings.from_env()
     configure_logging(settings.log_level)
+    setup_broker_from_env(timeout=WEB_REDIS_TIMEOUT_S)  # a request never waits long on Redis
     app = create_app(build_context(settings))
     logger.info("web app ready (env=%s)", settings.env)
     return app

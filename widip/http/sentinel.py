@@ -20,7 +20,7 @@ import json
 import falcon
 
 from widip.errors import Forbidden, Invalid, Unauthorized
-from widip.functions import db, identity, job_table, readiness
+from widip.functions import db, identity, job_table
 from widip.functions.sentinel import alerts, maintenance, pipeline, tracker, views
 from widip.http.auth import require_user
 from widip.http.jobs import accept_job
@@ -92,13 +92,11 @@ class Webhook:
         self._authenticate(req)
         body = alerts.validate(read_json(req, {"type": "object"}))
         with db.transaction(self._ctx.pool) as conn:
-            alert_id, tracking_id = alerts.accept(conn, body)
-        # Persisted first; the broker gets it only if Redis answers at once (a frozen Redis must not
-        # stall Observium's webhook: the sweeper enqueues what is left).
-        if alert_id is not None and readiness.redis_answers(getattr(self._ctx.broker, "client", None)):
+            alert_id, tracking_id = alerts.accept(conn, body, claim=True)
+        # Persisted first; the broker's calls are bounded (WEB_REDIS_TIMEOUT_S): with Redis frozen the
+        # webhook still answers and the sweeper enqueues what is left.
+        if alert_id is not None:
             alerts.hand_to_broker(self._ctx.pool, alert_id, door.send)
-        elif alert_id is not None:
-            logger.warning("alert %s persisted; Redis did not answer in time, the sweeper will enqueue it", alert_id)
         resp.status = falcon.HTTP_200
         resp.media = {"status": "successful", "tracking_id": tracking_id}
 

@@ -12,6 +12,8 @@ import os
 
 import dramatiq
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 from dramatiq.brokers.redis import RedisBroker
 from dramatiq.brokers.stub import StubBroker
 from dramatiq.middleware import AgeLimit, CurrentMessage, Retries, ShutdownNotifications, TimeLimit
@@ -37,6 +39,9 @@ DEFAULT_TIME_LIMIT_MS = 600_000
 #: Redis socket timeouts for the broker and results backend (the consumers poll; nothing blocks longer).
 REDIS_SOCKET_TIMEOUT_S = 10
 REDIS_CONNECT_TIMEOUT_S = 3
+#: The web process's budget for one Redis call, with no retry: a frozen Redis must not stall a request
+#: (the webhook's alert is already in PostgreSQL; the sweeper enqueues it later).
+WEB_REDIS_TIMEOUT_S = 0.5
 #: How long an actor's return value stays retrievable from the results backend.
 RESULT_TTL_MS = 600_000
 #: Periodic ticks older than this when picked up are skipped: the next tick will come.
@@ -65,8 +70,12 @@ def build_middleware(results_backend, *, exporter: bool = True) -> list:
     return middleware + [Prometheus()]
 
 
-def build_broker(kind: str, redis_url: str | None) -> dramatiq.Broker:
-    """A Redis broker on `redis_url`, or a StubBroker (kind "stub") for unit tests."""
+def build_broker(kind: str, redis_url: str | None, *, timeout: float = REDIS_SOCKET_TIMEOUT_S) -> dramatiq.Broker:
+    """A Redis broker on `redis_url`, or a StubBroker (kind "stub") for unit tests.
+
+    `timeout` bounds every Redis call; a short one (the web's) also turns redis-py's retries off,
+    since retrying a frozen server only multiplies the wait.
+    """
     if kind == "stub":
         broker = StubBroker(middleware=build_middleware(StubBackend(), exporter=False))
         broker.emit_after("process_boot")
@@ -75,20 +84,21 @@ def build_broker(kind: str, redis_url: str | None) -> dramatiq.Broker:
         raise ConfigError(["REDIS_URL is required but not set"])
     # Explicit socket timeouts: a Redis that accepts connections but never answers must make an
     # enqueue fail fast (the webhook still answers, sweepers catch up) rather than hang a web worker.
-    client = redis.Redis.from_url(redis_url, socket_timeout=REDIS_SOCKET_TIMEOUT_S,
-                                  socket_connect_timeout=REDIS_CONNECT_TIMEOUT_S)
-    backend = RedisBackend(client=redis.Redis.from_url(redis_url, socket_timeout=REDIS_SOCKET_TIMEOUT_S,
-                                                       socket_connect_timeout=REDIS_CONNECT_TIMEOUT_S))
+    options = {"socket_timeout": timeout, "socket_connect_timeout": min(timeout, REDIS_CONNECT_TIMEOUT_S)}
+    if timeout < REDIS_SOCKET_TIMEOUT_S:
+        options["retry"] = Retry(NoBackoff(), 0)
+    client = redis.Redis.from_url(redis_url, **options)
+    backend = RedisBackend(client=redis.Redis.from_url(redis_url, **options))
     return RedisBroker(client=client, middleware=build_middleware(backend))
 
 
 _broker: dramatiq.Broker | None = None
 
 
-def setup_broker_from_env(env=os.environ) -> dramatiq.Broker:
+def setup_broker_from_env(env=os.environ, *, timeout: float = REDIS_SOCKET_TIMEOUT_S) -> dramatiq.Broker:
     """The broker needs only WIDIP_BROKER and REDIS_URL, so declaring actors never needs a database."""
     global _broker
-    _broker = build_broker(env.get("WIDIP_BROKER", "redis"), env.get("REDIS_URL"))
+    _broker = build_broker(env.get("WIDIP_BROKER", "redis"), env.get("REDIS_URL"), timeout=timeout)
     dramatiq.set_broker(_broker)
     quiet_startup(env.get("LOG_LEVEL"))  # dramatiq configured logging at INFO; periodiq narrates every tick
     logger.debug("broker ready: %s", type(_broker).__name__)

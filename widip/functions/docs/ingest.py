@@ -67,12 +67,24 @@ def _supported(name: str) -> bool:
 
 
 def ingest_tree(conn: Connection, paths: list[Path], embedder: Embedder, *, actor: str) -> dict:
-    """Ingest every supported file under `paths` as public documentation; counts by outcome."""
+    """Ingest every supported file under `paths` as public documentation; counts by outcome.
+
+    A bulk load ends with ANALYZE: until autovacuum gets to it the planner would think the tables
+    nearly empty, and rank vectors by sorting every chunk instead of using the HNSW index, and
+    full-text search would treat every word as rare.
+    """
     counts: dict[str, int] = {}
     for path in expand_paths(paths):
         status = ingest_path(conn, path, embedder, actor=actor)["status"]
         counts[status] = counts.get(status, 0) + 1
+    if set(counts) - {"unchanged"}:
+        analyze(conn)
     return counts
+
+
+def analyze(conn: Connection) -> None:
+    """Refresh the planner's statistics on the documentation tables."""
+    conn.execute("ANALYZE documents, chunks")
 
 
 def ingest_path(conn: Connection, path: Path, embedder: Embedder, *, doc_class: str = "public",

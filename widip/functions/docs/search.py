@@ -8,8 +8,8 @@ model at the same dimension, through that dimension's partial HNSW index.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
-from itertools import combinations
 
 from psycopg import Connection, sql
 
@@ -25,8 +25,13 @@ CANDIDATES = 20
 MAX_QUERY_CHARS = 500
 #: Query words used for full-text (a question rarely has more that matter).
 MAX_LEXEMES = 8
-#: Rows ranked per relaxation step: bounds the cost when common words match much of the corpus.
-RANK_CAP = 200
+#: Rows the full-text candidates may match (estimated) before ranking: ranking costs ~1 µs a row.
+CANDIDATE_BUDGET = 2_000
+#: PostgreSQL's default share for a lexeme its statistics do not list (DEFAULT_TS_MATCH_SEL).
+UNLISTED_SHARE = 0.005
+#: Hard bound on the rows ranked, whatever the estimate said.
+RANK_CAP = 4 * CANDIDATE_BUDGET
+
 
 
 @dataclass(frozen=True)
@@ -60,30 +65,84 @@ def _params(scope: Scope) -> dict:
 
 
 def fulltext_ids(conn: Connection, query: str, scope: Scope, limit: int = CANDIDATES) -> list[int]:
-    """Chunk ids by French full-text rank, most query words matched first.
+    """Chunk ids by French full-text rank (`ts_rank_cd` over all the question's words).
 
-    Plain OR over a question's words matches most of a large corpus sharing its vocabulary, and
-    ranking tens of thousands of rows takes a second; plain AND misses paraphrases. So the query
-    is relaxed in a few steps — all its words, then any half of them, then any one — stopping as
-    soon as `limit` ids are found, and each step ranks at most `RANK_CAP` matching rows.
+    Ranking every chunk that shares a common word with the question takes a second on a large
+    corpus, and requiring every word misses paraphrases. So the rows to rank are chosen from the
+    question's rarest words (PostgreSQL's own lexeme statistics, `lexeme_shares`): the rare words
+    OR'ed while their estimated matches stay under CANDIDATE_BUDGET, or, when even the rarest word
+    is common, the rarest words AND'ed until the estimate fits. Those candidates are then ranked by
+    the rarity of the question's words they contain, then by `ts_rank_cd` on every word.
     """
     lexemes = [r["lexeme"] for r in conn.execute(
         "SELECT lexeme FROM unnest(to_tsvector('widip_french', %s)) ORDER BY positions[1]", (query,))]
     lexemes = [lx for lx in dict.fromkeys(lexemes) if len(lx) > 1][:MAX_LEXEMES]
-    found: list[int] = []
-    count = len(lexemes)
-    for size in sorted({count, (count + 1) // 2, 1} - {0}, reverse=True):
-        clauses = [" & ".join(_quote(lx) for lx in group) for group in combinations(lexemes, size)]
-        rows = conn.execute(sql.SQL(
-            "SELECT s.id FROM (SELECT c.id, c.tsv FROM chunks c JOIN documents d ON d.id = c.document_id "
-            "WHERE c.tsv @@ %(q)s::tsquery AND {filter} AND NOT c.id = ANY(%(seen)s) LIMIT %(cap)s) s "
-            "ORDER BY ts_rank_cd(s.tsv, %(q)s::tsquery) DESC, s.id LIMIT %(limit)s"
-        ).format(filter=_filter()), {"q": " | ".join(f"({c})" for c in clauses), "cap": RANK_CAP, "seen": found,
-                                     "limit": limit - len(found), **_params(scope)}).fetchall()
-        found.extend(r["id"] for r in rows)
-        if len(found) >= limit:
+    if not lexemes:
+        return []
+    shares, total = lexeme_shares(conn)
+    rows = conn.execute(sql.SQL(
+        "SELECT s.id FROM (SELECT c.id, c.tsv FROM chunks c JOIN documents d ON d.id = c.document_id "
+        "WHERE c.tsv @@ %(candidates)s::tsquery AND {filter} LIMIT %(cap)s) s "
+        "ORDER BY {matched} DESC, ts_rank_cd(s.tsv, %(q)s::tsquery) DESC, s.id LIMIT %(limit)s"
+    ).format(filter=_filter(), matched=_matched_weight(lexemes, shares, total)),
+        {"candidates": candidate_query(lexemes, shares, total), "q": " | ".join(_quote(lx) for lx in lexemes),
+         "cap": RANK_CAP, "limit": limit, **_params(scope)}).fetchall()
+    return [r["id"] for r in rows]
+
+
+def _matched_weight(lexemes: list[str], shares: dict[str | None, float], total: float) -> sql.Composable:
+    """Σ over the question's words found in the passage of the word's rarity (log inverse share):
+    a passage with the question's rare words outranks one repeating its common ones."""
+    floor = 1.0 / max(total, 1.0)
+    unknown = shares[None]
+    terms = [sql.SQL("(s.tsv @@ {q}::tsquery)::int * {w}").format(
+        q=sql.Literal(_quote(lx)), w=sql.Literal(round(math.log(1.0 + 1.0 / max(shares.get(lx, unknown), floor)), 4)))
+        for lx in lexemes]
+    return sql.SQL("(") + sql.SQL(" + ").join(terms) + sql.SQL(")")
+
+
+def candidate_query(lexemes: list[str], shares: dict[str | None, float], total: float) -> str:
+    """The tsquery choosing which rows to rank: rare words OR'ed, else the rarest AND'ed (see fulltext_ids)."""
+    unknown = shares[None]
+    by_rarity = sorted(lexemes, key=lambda lx: shares.get(lx, unknown))
+    share = [shares.get(lx, unknown) for lx in by_rarity]
+    if share[0] * total <= CANDIDATE_BUDGET:
+        chosen, expected = [], 0.0
+        for lexeme, part in zip(by_rarity, share):
+            if chosen and expected + part * total > CANDIDATE_BUDGET:
+                break
+            chosen.append(lexeme)
+            expected += part * total
+        return " | ".join(_quote(lx) for lx in chosen)
+    chosen, expected = [], total
+    for lexeme, part in zip(by_rarity, share):
+        chosen.append(lexeme)
+        expected *= part
+        if expected <= CANDIDATE_BUDGET:
             break
-    return found
+    return " & ".join(_quote(lx) for lx in chosen)
+
+
+def lexeme_shares(conn: Connection) -> tuple[dict[str, float], float]:
+    """({lexeme: share of chunks containing it}, chunk count) from ANALYZE's statistics on `chunks.tsv`
+    (autovacuum keeps them current; reading them costs well under a millisecond).
+
+    A lexeme missing from the statistics is rarer than every listed one: like PostgreSQL's own
+    estimator (`tsquerysel`), it gets min(0.5 %, half the least listed share), under the key None.
+    Before the first ANALYZE nothing is listed and every word counts as rare, right for a small corpus.
+    """
+    row = conn.execute(
+        "SELECT s.most_common_elems::text::text[] AS lexemes, s.most_common_elem_freqs AS freqs, "
+        "greatest(c.reltuples, 0) AS total FROM pg_class c LEFT JOIN pg_stats s ON s.tablename = c.relname "
+        "AND s.attname = 'tsv' AND s.schemaname = current_schema() "
+        "WHERE c.relname = 'chunks' AND c.relnamespace = current_schema()::regnamespace").fetchone()
+    if row is None or not row["lexemes"]:
+        return {None: 0.0}, float(row["total"]) if row else 0.0
+    # most_common_elem_freqs ends with three summary values: the least and greatest share, the null share.
+    freqs = row["freqs"]
+    shares: dict[str | None, float] = dict(zip(row["lexemes"], freqs))
+    shares[None] = min(UNLISTED_SHARE, freqs[-3] / 2)
+    return shares, float(row["total"])
 
 
 def _quote(lexeme: str) -> str:

@@ -116,23 +116,32 @@ def tracking_id(key: str, received: datetime) -> str:
     return f"ALT-{received:%Y%m%d}-{key[:10].upper()}"
 
 
-def accept(conn: Connection, body: dict, *, now: datetime | None = None) -> tuple[int | None, str]:
+def accept(conn: Connection, body: dict, *, now: datetime | None = None,
+           claim: bool = False) -> tuple[int | None, str]:
     """Persist a validated body; return (row id, tracking id). Row id is None for an already-known body.
 
-    One INSERT … ON CONFLICT DO NOTHING, committed by the caller before answering.
+    One INSERT … ON CONFLICT DO NOTHING, committed by the caller before answering. With `claim` the
+    row is also marked as being handed to the broker (`enqueued_at`), in the same statement: the
+    caller then sends it right after the commit (`hand_to_broker`) and clears the mark if that fails.
     """
     key = dedup_key(body)
     received = now or clock.now()
     row = conn.execute(
-        "INSERT INTO alerts (tracking_id, dedup_key, alert_id, alert_state, device_id, hostname, body, received_at) "
-        "VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (dedup_key) DO NOTHING RETURNING id, tracking_id",
+        "INSERT INTO alerts (tracking_id, dedup_key, alert_id, alert_state, device_id, hostname, body, received_at, "
+        "enqueued_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (dedup_key) DO NOTHING "
+        "RETURNING id, tracking_id",
         (tracking_id(key, received), key, _text(body["ALERT_ID"]), state_of(body),
-         _text(body.get("DEVICE_ID")), _text(body.get("DEVICE_HOSTNAME")), Jsonb(body), received)).fetchone()
+         _text(body.get("DEVICE_ID")), _text(body.get("DEVICE_HOSTNAME")), Jsonb(body), received,
+         received if claim else None)).fetchone()
     if row is not None:
         return row["id"], row["tracking_id"]
     existing = conn.execute("SELECT id, tracking_id, enqueued_at FROM alerts WHERE dedup_key = %s", (key,)).fetchone()
     # An already-known body whose first enqueue failed is handed back so the caller can try again.
-    return (existing["id"] if existing["enqueued_at"] is None else None), existing["tracking_id"]
+    if existing["enqueued_at"] is not None:
+        return None, existing["tracking_id"]
+    if claim:
+        mark_enqueued(conn, [existing["id"]])
+    return existing["id"], existing["tracking_id"]
 
 
 def mark_enqueued(conn: Connection, alert_ids: list[int]) -> None:
@@ -140,28 +149,31 @@ def mark_enqueued(conn: Connection, alert_ids: list[int]) -> None:
 
 
 def hand_to_broker(pool, alert_id: int, send: Callable[..., object]) -> bool:
-    """Send an accepted alert to `process_alert` and mark it enqueued; False (nothing raised) when the
-    broker is unreachable — the alert is persisted and the minute sweep sends it later."""
+    """Send an alert already marked enqueued (`accept(claim=True)`, `claim_lost`) to `process_alert`;
+    False (nothing raised) when the broker is unreachable: the mark is cleared, so the minute sweep
+    sends it later. A process killed between the commit and the send leaves a marked alert that
+    nothing took; the sweep sends it once it is STALE_AFTER_SECONDS old."""
     try:
         send(job_table.PROCESS_ALERT, alert_id)
+        return True
     except Exception as exc:  # noqa: BLE001 - the alert is persisted; the sweeper sends it later
         logger.warning("alert %s persisted but not enqueued (%s); the sweeper will send it", alert_id,
                        type(exc).__name__)
-        return False
     with transaction(pool) as conn:
-        mark_enqueued(conn, [alert_id])
-    return True
+        conn.execute("UPDATE alerts SET enqueued_at = NULL WHERE id = %s AND status = 'received'", (alert_id,))
+    return False
 
 
-def lost(conn: Connection, *, limit: int = 500) -> list[int]:
-    """Accepted alerts no job is working on: never enqueued (Redis was down), or taken long ago and not done."""
+def claim_lost(conn: Connection, *, limit: int = 500) -> list[int]:
+    """Mark and return accepted alerts no job is working on: never enqueued (Redis was down), or taken
+    long ago and not done. Rows another sweeper is claiming are skipped."""
     now = clock.now()
     rows = conn.execute(
-        "SELECT id FROM alerts WHERE status = 'received' AND ("
+        "UPDATE alerts SET enqueued_at = %s WHERE id IN (SELECT id FROM alerts WHERE status = 'received' AND ("
         "(enqueued_at IS NULL AND received_at < %s - make_interval(secs => %s)) OR "
-        "enqueued_at < %s - make_interval(secs => %s)) ORDER BY id LIMIT %s",
-        (now, LOST_AFTER_SECONDS, now, STALE_AFTER_SECONDS, limit)).fetchall()
-    return [r["id"] for r in rows]
+        "enqueued_at < %s - make_interval(secs => %s)) ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED) RETURNING id",
+        (now, now, LOST_AFTER_SECONDS, now, STALE_AFTER_SECONDS, limit)).fetchall()
+    return sorted(r["id"] for r in rows)
 
 
 def facts(body: dict) -> AlertFacts:
