@@ -14,7 +14,6 @@ WEBHOOK_TOKEN (constant-time comparison) or a service token holding scope `webho
 from __future__ import annotations
 
 import hmac
-import logging
 import json
 
 import falcon
@@ -42,7 +41,6 @@ ALERT_BODY = {"type": "object", "required": ["ALERT_ID"], "additionalProperties"
 _op = operation
 
 
-logger = logging.getLogger(__name__)
 
 OPENAPI_PATHS = {
     "/webhook/widip-alertes": {"post": {
