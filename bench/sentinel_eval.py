@@ -97,15 +97,19 @@ def prepare(pool, phibee_state, glpi_state, data: dict) -> dict[str, dict]:
     return {r["hostname"]: r for r in rows}
 
 
-def evaluate(env, phibee_state, glpi_state, *, only: str | None = None, verbose: bool = False) -> Report:
-    """Run every scenario (or `only`) on `env` (pool, redis, clients, settings, policy, ttl)."""
+def evaluate(env, phibee_state, glpi_state, observium_state=None, *, only: str | None = None,
+             verbose: bool = False) -> Report:
+    """Run every scenario (or `only`) on `env` (pool, redis, clients, settings, policy, ttl).
+
+    Observium knows the estate only in scenarios that describe it (`observium`: sensors, ports down);
+    elsewhere it is empty, as a deployment whose Observium API is unreachable."""
     data = load()
     estate = prepare(env.pool, phibee_state, glpi_state, data)
     outcomes = []
     for scenario in data["scenarios"]:
         if only and scenario["name"] != only:
             continue
-        outcome = run_scenario(env, phibee_state, glpi_state, data, estate, scenario)
+        outcome = run_scenario(env, phibee_state, glpi_state, data, estate, scenario, observium_state)
         outcomes.append(outcome)
         if verbose:
             print(("PASS " if outcome.passed else "FAIL ") + scenario["name"] + "".join(
@@ -113,13 +117,16 @@ def evaluate(env, phibee_state, glpi_state, *, only: str | None = None, verbose:
     return Report(outcomes)
 
 
-def run_scenario(env, phibee_state, glpi_state, data: dict, estate: dict, scenario: dict) -> Outcome:
+def run_scenario(env, phibee_state, glpi_state, data: dict, estate: dict, scenario: dict,
+                 observium_state=None) -> Outcome:
     from widip.errors import Invalid
     from widip.functions import clock
     from widip.functions.db import transaction
     from widip.functions.sentinel import alerts, maintenance, pipeline
 
     _reset(env, phibee_state, glpi_state, data, estate, scenario)
+    if observium_state is not None:
+        _observium(observium_state, estate, scenario)
     t0 = datetime.now(timezone.utc).replace(microsecond=0)
     rejected, last_body = 0, {}
     with transaction(env.pool) as conn:
@@ -279,8 +286,38 @@ def _reset(env, phibee_state, glpi_state, data: dict, estate: dict, scenario: di
         phibee_state.set_incident(site=incident.get("site"), area=incident.get("area"), title=incident.get("title"))
     with glpi_state.lock:
         for ticket in glpi_state.items.get("Ticket", {}).values():
-            ticket["status"] = 6  # earlier scenarios' tickets are closed: not "New", not counted
-    glpi_state.seed({"tickets": [{**t, "requester": "widip-api"} for t in scenario.get("glpi_tickets", [])]})
+            ticket["status"] = 6  # earlier scenarios' tickets are closed: not open, not counted
+        glpi_state.items["Change"].clear()
+    glpi_state.seed({"tickets": [{**t, "requester": "widip-api"} for t in scenario.get("glpi_tickets", [])],
+                     "changes": scenario.get("glpi_changes", [])})
+
+
+def _observium(state, estate: dict, scenario: dict) -> None:
+    """The scenario's Observium: every inventoried device with its ports, the alerting ones down, the
+    sensors it lists, the ports it says went down (matched on name or alias)."""
+    state.clear()
+    setup = scenario.get("observium")
+    if setup is None:
+        return
+    for row in estate.values():
+        role = row.get("role") or "other"
+        purpose = f"CPE {row.get('operator')} {row.get('service_ref')}" if role == "access" else role.capitalize()
+        device = state.add_device({"device_id": row["device_id"], "hostname": row["hostname"], "ip": "10.99.0.1",
+                                   "type": "firewall" if role == "firewall" else "network", "os": "iosxe",
+                                   "location": row["site"], "purpose": purpose})
+        state.add_ports(device)
+    for event in scenario["events"]:
+        row = estate.get(event.get("host") or "")
+        if row and event["state"] == "ALERT":
+            state.set_down(int(row["device_id"]), status_type=event.get("status_type", "ping"), since_seconds=120)
+    for hostname, sensors in setup.get("sensors", {}).items():
+        for sensor in sensors:
+            state.add_sensor(int(estate[hostname]["device_id"]), **sensor)
+    for hostname, wanted in setup.get("ports_down", {}).items():
+        device_id = estate[hostname]["device_id"]
+        for port_id, port in list(state.ports.items()):
+            if port["device_id"] == device_id and any(w in (port["ifName"], port["ifAlias"]) for w in wanted):
+                state.set_port(port_id, ifOperStatus="down")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -319,7 +356,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         env = SimpleNamespace(settings=settings, pool=pool, redis=redis, clients=clients,
                               policy=load_policy(settings.policy_dir), ttl=timedelta(hours=24))
-        report = evaluate(env, phibee, glpi, only=args.only, verbose=args.verbose)
+        report = evaluate(env, phibee, glpi, observium, only=args.only, verbose=args.verbose)
         print("\n" + "\n".join(report.lines()), flush=True)
         for outcome in report.outcomes:
             if not outcome.passed:

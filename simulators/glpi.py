@@ -75,6 +75,7 @@ SEARCH = {  # itemtype → (option ids, display value, equals value)
     "User": ({1, 2, 5, 6, 8, 9, 11, 34, 80}, _user_column,
              lambda s, u, o: u["entities_id"] if o == 80 else _user_column(s, u, o)),
     "Entity": ({1, 2, 14}, _entity_column, _entity_column),
+    "Change": ({1, 2, 12, 15, 19, 21, 80}, _ticket_column, _ticket_id_column),
 }
 
 

@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 
 NO_RIGHT = "You don't have permission to perform this action."
 ITEMTYPES = ("Entity", "ITILCategory", "User", "UserEmail", "Ticket", "Ticket_User", "ITILFollowup",
-             "ITILSolution", "Group_Ticket", "TicketTask", "Document_Item")
+             "ITILSolution", "Group_Ticket", "TicketTask", "Document_Item", "Change")
 #: Fields GLPI never discloses through the API.
 UNDISCLOSED = {"password", "api_token", "personal_token", "password_forget_token"}
 #: Profile name → itemtype → rights letters (r read, c create, u update, d delete).
@@ -370,7 +370,7 @@ class State:
 
     def seed(self, payload: dict) -> dict:
         """Load entities, categories, users (with e-mails, tokens, profiles) and tickets; return new ids."""
-        created: dict[str, list[int]] = {"entities": [], "categories": [], "users": [], "tickets": []}
+        created: dict[str, list[int]] = {"entities": [], "categories": [], "users": [], "tickets": [], "changes": []}
         with self.lock:
             for e in payload.get("entities", []):
                 parent = _int(e.get("entities_id", 0))
@@ -388,7 +388,18 @@ class State:
                 created["users"].append(self._seed_user(u))
             for t in payload.get("tickets", []):
                 created["tickets"].append(self._seed_ticket(t))
+            for c in payload.get("changes", []):
+                created["changes"].append(self._seed_change(c))
         return created
+
+    def _seed_change(self, c: dict) -> int:
+        """A Change (ITIL change management: WIDIP's planned works), stored as GLPI's columns."""
+        when = now_text(float(c["minutes_ago"])) if "minutes_ago" in c else c.get("date") or now_text()
+        return self._store("Change", {
+            "id": c.get("id"), "name": c["name"], "content": c.get("content", ""), "status": _int(c.get("status", 1)),
+            "entities_id": _int(c.get("entities_id", 0)), "date": when, "date_mod": c.get("date_mod", when),
+            "date_creation": when, "urgency": 3, "impact": 3, "priority": 3, "itilcategories_id": 0,
+            "is_deleted": 0})
 
     def _seed_user(self, u: dict) -> int:
         user_id = self._store("User", {

@@ -9,6 +9,8 @@ Simulator endpoints (no auth):
     POST /_sim/seed                 {"demo": true} or {"devices": 5000, "down": 12}  (replaces everything)
     POST /_sim/devices/{id}/down    {"status_type": "ping|snmp|dns", "since_seconds": 1500}  (both optional)
     POST /_sim/devices/{id}/up
+    POST /_sim/sensors              {"device_id", "sensor_class", "sensor_descr", "sensor_value", "sensor_event"…}
+    POST /_sim/ports/{id}           {"ifOperStatus": "down"}  (any port column)
     GET  /_sim/devices              every device row
     GET|DELETE /_sim/calls          API request counts per route, /_sim/ excluded (DELETE resets)
     POST /_sim/fault                {"delay_seconds": 5} | {"status": 503} (+ optional "times": n); {} clears
@@ -146,7 +148,7 @@ def synthetic_device(index: int) -> dict[str, str]:
 
 
 class State:
-    """Devices, their "device down" alert rows and ports, plus call counts, faults and sent webhooks."""
+    """Devices, their "device down" alert rows, ports and sensors, plus call counts, faults and sent webhooks."""
 
     def __init__(self, *, user: str = DEFAULT_USER, password: str = DEFAULT_PASSWORD,
                  token: str = DEFAULT_TOKEN, timezone: str = DEFAULT_TIMEZONE, base_url: str = DEFAULT_BASE_URL):
@@ -157,6 +159,7 @@ class State:
         self.devices: dict[int, dict[str, str]] = {}
         self.alerts: dict[int, dict[str, str]] = {}  # alert_table_id -> row
         self.ports: dict[int, dict[str, str]] = {}
+        self.sensors: dict[int, dict[str, str]] = {}
         self.calls: collections.Counter[str] = collections.Counter()
         self.fault: dict = {}
         self.sent: list[dict] = []
@@ -166,7 +169,7 @@ class State:
 
     def clear(self) -> None:
         with self.lock:
-            for table in (self.devices, self.alerts, self.ports, self._outage_start):
+            for table in (self.devices, self.alerts, self.ports, self.sensors, self._outage_start):
                 table.clear()
 
     def seed_demo(self) -> "State":
@@ -175,9 +178,7 @@ class State:
         with self.lock:
             self.clear()
             for spec in DEMO_DEVICES:
-                row = self.add_device(demo_row(spec), now=now)
-                for port in demo_ports(row, self._local(now - 86400 * 12)):
-                    self.ports[int(port["port_id"])] = port
+                self.add_ports(self.add_device(demo_row(spec), now=now), now=now)
                 if spec[-1]:
                     kind, minutes = spec[-1]
                     self.set_down(spec[0], status_type=kind, since_seconds=minutes * 60)
@@ -215,6 +216,38 @@ class State:
                 "state": json.dumps({"metrics": {"device_status": "1"}, "failed": []}),
             }
         return row
+
+    def add_ports(self, device: dict[str, str], *, now: float | None = None) -> list[dict[str, str]]:
+        """The plausible interfaces of `demo_ports` for a stored device, all up for twelve days."""
+        now = time.time() if now is None else now
+        ports = demo_ports(device, self._local(now - 86400 * 12))
+        with self.lock:
+            for port in ports:
+                self.ports[int(port["port_id"])] = port
+        return ports
+
+    def add_sensor(self, device_id: int, **fields) -> dict[str, str]:
+        """A sensor row as the `sensors` table holds it (string values); `sensor_event` ok|warning|alert|ignore."""
+        now = int(time.time())
+        with self.lock:
+            sensor_id = max(self.sensors, default=0) + 1
+            row = {"sensor_id": str(sensor_id), "device_id": str(device_id), "sensor_class": "temperature",
+                   "sensor_type": "simulated", "sensor_descr": "Capteur", "sensor_value": "0", "sensor_unit": "",
+                   "sensor_limit": "", "sensor_limit_low": "", "sensor_event": "ok", "sensor_status": "",
+                   "sensor_last_change": str(now - 300), "sensor_polled": str(now - 60), "sensor_ignore": "0",
+                   "sensor_disable": "0", "sensor_deleted": "0"}
+            row.update({key: str(value) for key, value in fields.items()})
+            self.sensors[sensor_id] = row
+            return row
+
+    def set_port(self, port_id: int, **fields) -> dict[str, str]:
+        """Change port columns (e.g. ifOperStatus="down"); a status change moves ifLastChange to now."""
+        with self.lock:
+            row = self.ports[port_id]
+            if fields.get("ifOperStatus") not in (None, row["ifOperStatus"]):
+                row["ifLastChange"] = self._local(time.time())
+            row.update({key: str(value) for key, value in fields.items()})
+            return row
 
     # -- state changes -----------------------------------------------------------------------
 
@@ -444,14 +477,17 @@ class _Alerts:
             resp.media = {"status": "ok", "alert": row}
 
 
-class _Ports:
-    def __init__(self, state: State):
-        self._state = state
+class _Rows:
+    """A filterable collection of the state (`ports`, `sensors`): GET /api/v0/<name>?column=value."""
+
+    def __init__(self, state: State, name: str):
+        self._state, self._name = state, name
 
     def on_get(self, req, resp):
         with self._state.lock:
-            rows = {i: dict(r) for i, r in sorted(self._state.ports.items()) if _matches(r, req.params)}
-        resp.media = _collection(rows, "ports")
+            table = getattr(self._state, self._name)
+            rows = {i: dict(r) for i, r in sorted(table.items()) if _matches(r, req.params)}
+        resp.media = _collection(rows, self._name)
 
 
 class _Sim(CallsAndFaults):
@@ -479,6 +515,18 @@ class _Sim(CallsAndFaults):
             row = self._state.set_up(device_id)
         resp.media = {"device": dict(row), "alert": dict(self._state.alerts[_alert_id(device_id)])}
 
+    def on_post_sensors(self, req, resp):
+        body = dict(req.get_media())
+        device_id = int(body.pop("device_id"))
+        if device_id not in self._state.devices:
+            raise falcon.HTTPNotFound()
+        resp.media = {"sensor": self._state.add_sensor(device_id, **body)}
+
+    def on_post_port(self, req, resp, port_id):
+        if port_id not in self._state.ports:
+            raise falcon.HTTPNotFound()
+        resp.media = {"port": dict(self._state.set_port(port_id, **req.get_media()))}
+
     def on_get_devices(self, req, resp):
         with self._state.lock:
             resp.media = {"devices": [dict(r) for _, r in sorted(self._state.devices.items())]}
@@ -505,14 +553,17 @@ def make_app(state: State | None = None) -> falcon.App:
     app = falcon.App(middleware=[_Gate(state)])
     app.req_options.strip_url_path_trailing_slash = True
     app.req_options.auto_parse_qs_csv = False
-    devices, alerts, ports, sim = _Devices(state), _Alerts(state), _Ports(state), _Sim(state)
+    devices, alerts, sim = _Devices(state), _Alerts(state), _Sim(state)
     app.add_route("/api/v0/devices", devices)
     app.add_route("/api/v0/devices/{device}", devices, suffix="one")
     app.add_route("/api/v0/alerts", alerts)
     app.add_route("/api/v0/alerts/{alert_id}", alerts, suffix="one")
-    app.add_route("/api/v0/ports", ports)
+    app.add_route("/api/v0/ports", _Rows(state, "ports"))
+    app.add_route("/api/v0/sensors", _Rows(state, "sensors"))
     app.add_route("/_sim/seed", sim, suffix="seed")
     app.add_route("/_sim/devices", sim, suffix="devices")
+    app.add_route("/_sim/sensors", sim, suffix="sensors")
+    app.add_route("/_sim/ports/{port_id:int}", sim, suffix="port")
     app.add_route("/_sim/devices/{device_id:int}/{direction}", sim, suffix="flip")
     add_calls_and_faults(app, sim)
     app.add_route("/_sim/send_alert", sim, suffix="send_alert")

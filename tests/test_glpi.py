@@ -84,6 +84,25 @@ def test_search_new_tickets_lists_recent_new_tickets_oldest_first(client):
     assert [t.title for t in client.search_new_tickets(minutes_since=10)] == ["Compte bloqué"]
 
 
+def test_recent_works_of_an_entity_are_its_open_tickets_and_its_live_changes(client, state):
+    # Given, in entity 1, a processing ticket, a solved one, a change applied this morning and a cancelled one
+    state.seed({"tickets": [{"entities_id": 1, "name": "Travaux électriques", "content": "Coupure prévue",
+                             "status": 4, "minutes_ago": 600, "requester": "widip-api"},
+                            {"entities_id": 1, "name": "Vieux ticket", "content": "Réglé", "status": 5,
+                             "requester": "widip-api"}],
+                "changes": [{"entities_id": 1, "name": "Firmware FortiGate", "content": "<p>Push 7.4</p>", "status": 5,
+                             "minutes_ago": 120},
+                            {"entities_id": 1, "name": "Migration annulée", "content": "x", "status": 13},
+                            {"entities_id": 2, "name": "Autre entité", "content": "x", "status": 1}]})
+    # When the client asks for the entity's recent works
+    works = client.search_recent_works(1, days=3)
+    # Then only what is still open (tickets) or not abandoned (changes) in that entity comes back, as plain text
+    assert "Travaux électriques" in [t.title for t in works["tickets"]]
+    assert "Vieux ticket" not in [t.title for t in works["tickets"]]
+    assert [(c.itemtype, c.title, c.content, c.status, c.entity_id) for c in works["changes"]] == [
+        ("Change", "Firmware FortiGate", "Push 7.4", 5, 1)]
+
+
 def test_ticket_text_encoded_by_glpi_10_comes_back_as_plain_text(client, api_url, state):
     tid = ticket_id(state, "Mot de passe oublié")
     raw = httpx.get(f"{api_url}/Ticket/{tid}", headers={"App-Token": APP, "Session-Token": _session(api_url)})

@@ -176,6 +176,25 @@ def test_ports_of_a_device_are_listed_by_id_or_hostname(client):
     assert client.get_device_ports("cpe-stjoseph-ftth.widip.net") == ports
 
 
+def test_sensors_of_a_device_say_which_are_in_alarm_and_ports_follow_the_simulated_link(client, observium):
+    # Given a UPS input-voltage sensor in alarm and a deleted sensor on the CPE of Saint-Joseph (over /_sim/)
+    observium.post("/_sim/sensors", {"device_id": 302, "sensor_class": "voltage", "sensor_descr": "Tension d'entrée",
+                                     "sensor_value": "0", "sensor_unit": "V", "sensor_limit_low": "207",
+                                     "sensor_event": "alert", "sensor_last_change": "1755684000"})
+    observium.post("/_sim/sensors", {"device_id": 302, "sensor_class": "temperature", "sensor_descr": "Ancien",
+                                     "sensor_event": "alert", "sensor_deleted": "1"})
+    observium.post("/_sim/ports/30202", {"ifOperStatus": "down"})
+    # When the client reads them by hostname
+    (sensor,) = client.get_device_sensors("cpe-stjoseph-adsl.widip.net")
+    port = next(p for p in client.get_device_ports(302) if p.id == 30202)
+    # Then the alarm, its value and its limit come back typed; the port is down since just now
+    assert (sensor.sensor_class, sensor.description, sensor.value, sensor.limit_low) == ("voltage", "Tension d'entrée",
+                                                                                         0.0, 207.0)
+    assert sensor.in_alarm and sensor.to_dict()["in_alarm"] is True and sensor.last_change.year == 2025
+    assert client.get_device_sensors(301) == []
+    assert port.oper_status == "down" and _near(port.last_change, datetime.now(timezone.utc), 5)
+
+
 def test_an_empty_observium_answers_php_empty_lists_and_the_client_copes(observium, client):
     observium.post("/_sim/seed", {"devices": 0})
 

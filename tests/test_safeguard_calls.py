@@ -198,7 +198,8 @@ def test_every_tool_set_to_l4_refuses_every_ai_persona(conn):
 
 
 def _valid_args(name):
-    samples = {"glpi_search_new_tickets": {"minutes_since": 5}, "glpi_search_client": {"query": "dupont"},
+    samples = {"glpi_search_new_tickets": {"minutes_since": 5}, "glpi_search_recent_works": {"entity_id": 1},
+               "glpi_search_client": {"query": "dupont"},
                "glpi_get_user": {"user_id": 2}, "glpi_add_ticket_followup": {"ticket_id": 1, "content": "x"},
                "glpi_close_ticket": {"ticket_id": 1, "solution": "ok"}, "glpi_assign_ticket": {"ticket_id": 1, "user_id": 2},
                "glpi_assign_group": {"ticket_id": 1, "group_id": 3},

@@ -54,10 +54,10 @@ def test_the_evidence_is_read_through_the_gate_with_its_sources_and_the_rules_bl
         stored = conn.execute("SELECT diagnosis, diagnosis_source, evidence FROM incidents WHERE id = %s",
                               (incident_id,)).fetchone()
         pending_runs = conn.execute("SELECT count(*) AS n FROM outbox WHERE status = 'pending'").fetchone()["n"]
-    # Unmapped device: the line is the one its description names; GLPI is not configured here (a failed read).
+    # Unmapped device: the line is the one its description names; no GLPI entity is known (neither the
+    # client's nor WIDIP's), so GLPI is not searched and the evidence says so.
     assert [c["tool_name"] for c in calls] == ["phibee_get_line_status", "phibee_list_site_incidents",
-                                               "observium_get_device", "observium_list_devices",
-                                               "glpi_search_new_tickets"]
+                                               "observium_get_device", "observium_list_devices"]
     assert all(c["level"] == "L0" and c["caller"]["persona"] == "sentinel" for c in calls)
     assert [c["status"] for c in calls][:4] == ["done"] * 4
     assert pending_runs == 0  # executed inline: no stray run_tool messages
@@ -70,6 +70,7 @@ def test_the_evidence_is_read_through_the_gate_with_its_sources_and_the_rules_bl
     assert {"phibee", "observium", "alertes"} <= sources and stored["evidence"]["signals"]["operator_incident"]
     assert any(e.startswith("[phibee] incident collectif") for e in outcome.diagnosis["evidence"])
     assert any("inventaire" in m for m in stored["evidence"]["missing"])  # says what it could not know
+    assert any("aucune entité GLPI" in m for m in stored["evidence"]["missing"])
 
 
 def test_a_second_incident_on_the_device_within_20_minutes_makes_no_llm_call(env, observium, phibee, ollama):

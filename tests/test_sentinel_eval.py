@@ -17,8 +17,8 @@ def test_the_scenario_set_has_at_least_thirty_sequences_with_expectations():
     assert responsibilities == {"WIDIP", "CLIENT", "OPERATEUR", "INCONNU"}
 
 
-def test_the_eval_meets_its_targets_with_the_rules_provider(env, phibee, glpi, capsys):
-    report = sentinel_eval.evaluate(env, phibee.state, glpi.state, verbose=True)
+def test_the_eval_meets_its_targets_with_the_rules_provider(env, phibee, glpi, observium, capsys):
+    report = sentinel_eval.evaluate(env, phibee.state, glpi.state, observium.state, verbose=True)
     figures = "\n".join(report.lines())
     print(figures)
     valid, total = report.schema_valid

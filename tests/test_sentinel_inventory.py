@@ -217,3 +217,23 @@ def test_monitoring_lists_alerting_devices_missing_from_the_inventory(env, estat
     report = monitoring.snapshot(env.pool, env.redis, now=(T0 + timedelta(minutes=5)).timestamp())
     assert [d["hostname"] for d in report["sentinel"]["unmapped_devices"]] == ["sw-orphan.example.net"]
     assert any("missing from the inventory" in p["what"] for p in monitoring.problems(report))
+
+
+def test_the_hourly_inventory_tick_maps_the_devices_observium_knows(integrated_settings, stub_broker, stub_worker):
+    from tests.conftest import drain
+    from widip import deps as actor_deps
+    from widip.functions import job_table
+    from widip.messaging import door
+
+    # Given the tick in the one job table, on the ticks queue, and a worker wired to the simulators
+    assert job_table.SYNC_INVENTORY in job_table.periodic_jobs() and job_table.SYNC_INVENTORY.queue == "ticks"
+    actor_deps.configure(integrated_settings)
+    # When the scheduler fires it
+    door.send(job_table.SYNC_INVENTORY)
+    drain(stub_broker, stub_worker)
+    # Then every demo device is placed in its site and client, with the GLPI entity named like it
+    with db.transaction(actor_deps.deps().pool) as conn:
+        mapped = conn.execute("SELECT count(*) AS n FROM inventory_devices WHERE source = 'observium'").fetchone()["n"]
+        firewall = inventory.lookup(conn, device_id="103", hostname=None)
+    assert mapped == len(observium_sim.DEMO_DEVICES)
+    assert firewall["site"] == "EHPAD Les Tilleuls - Lyon" and firewall["glpi_entity_id"] == 1

@@ -118,3 +118,31 @@ def test_late_devices_are_batched_and_the_recovery_becomes_follow_ups_on_the_sam
     assert any("fw-stjoseph-vienne.widip.net" in f for f in followups)
     assert any("Rétablissement" in f for f in followups)
     assert {c["level"] for c in calls_of(env, incident_id, "followup")} == {"L2"}
+
+
+def test_an_incident_on_a_pinned_clock_is_dated_by_that_clock_not_by_postgresql(env, observium, phibee, glpi,
+                                                                                   mail_sink):
+    from widip.functions import clock
+
+    # Given the pipeline clock pinned months away from the wall clock (a replay, a shifted deployment)
+    past = datetime(2026, 3, 1, 8, 0, tzinfo=timezone.utc)
+    clock.set_now(past)
+    try:
+        # When an alert opens an incident that is diagnosed and notified
+        observium.state.set_down(301, since_seconds=600)
+        incident_id = ingest(env, observium.state.webhook_body(301, now=past.timestamp()), past).incident_id
+        diagnosis.diagnose(env.pool, env.redis, env.clients, RulesProvider(), incident_id, policy=env.policy,
+                           approval_ttl=env.ttl, llm_timeout=5.0)
+        assert notify(env, incident_id).status == "notified"
+    finally:
+        clock.set_now(None)
+    # Then the incident, every line of its history and its log row carry the pinned instant
+    with db.transaction(env.pool) as conn:
+        created = conn.execute("SELECT created_at FROM incidents WHERE id = %s", (incident_id,)).fetchone()["created_at"]
+        moments = {r["kind"]: r["at"] for r in conn.execute(
+            "SELECT kind, at FROM incident_events WHERE incident_id = %s", (incident_id,)).fetchall()}
+        logged = conn.execute("SELECT created_at AT TIME ZONE current_setting('TimeZone') AT TIME ZONE 'UTC' AS at "
+                              "FROM incident_logs").fetchone()["at"]
+    assert created == past
+    assert {"opened", "diagnosed", "ticket_requested"} <= set(moments) and set(moments.values()) == {past}
+    assert logged.replace(tzinfo=timezone.utc) == past

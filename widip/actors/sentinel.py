@@ -5,7 +5,8 @@ lands in one incident before its ticket is written) → LLM job "sentinel_diagno
 priority class (`llm.p0`, GPU mutex; `llm-remote` for a remote provider) → `notify_incident`
 (default) → `sync_incident` for follow-ups. The tick runs every WORKFLOW_INTERVAL_SECONDS (rounded
 to whole minutes: periodiq's granularity) when WORKFLOW_ENABLED. The sweeper, each minute,
-re-sends what a lost message or a Redis outage left behind.
+re-sends what a lost message or a Redis outage left behind. Each hour `sync_inventory` adds the
+Observium devices the inventory lacks, so a new device is placed in its site before its first alert.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from widip.deps import deps
 from widip.functions import db, job_table
 from widip.functions.llm.factory import provider_for
 from widip.functions.safeguard.policy import load_policy
-from widip.functions.sentinel import alerts, diagnosis_job, notifier, pipeline, tracker
+from widip.functions.sentinel import alerts, diagnosis_job, inventory, notifier, pipeline, tracker
 from widip.messaging import door
 from widip.messaging.relay import flush_outbox
 
@@ -145,3 +146,15 @@ def _first_in_a_while(redis, what: str, incident_id: int) -> bool:
         return bool(redis.set(f"widip:sentinel:resent:{what}:{incident_id}", "1", nx=True, ex=RESEND_GUARD_SECONDS))
     except Exception:  # noqa: BLE001
         return True
+
+
+@actor(job_table.SYNC_INVENTORY, max_retries=0, time_limit=300_000)
+def sync_inventory() -> dict:
+    """Hourly: add the Observium devices the inventory lacks (rows ops imported are kept)."""
+    d = deps()
+    if not d.settings.observium_url:
+        return {"skipped": "OBSERVIUM_URL is not set"}
+    with db.transaction(d.pool) as conn:
+        report = inventory.sync_observium(conn, d.clients, ask_glpi=bool(d.settings.glpi_url))
+    logger.info("inventory synced from Observium: %s", report)
+    return report

@@ -60,6 +60,7 @@ SYNC_INCIDENT = Job("sync_incident", "default")
 RUN_SENTINEL_TICK = Job("run_sentinel_tick", "default")
 TICK_SENTINEL = tick("tick_sentinel", tick_cron(os.environ.get("WORKFLOW_INTERVAL_SECONDS", "300")))
 SWEEP_SENTINEL = tick("sweep_sentinel", EVERY_MINUTE)
+SYNC_INVENTORY = tick("sync_inventory", "41 * * * *")  # new Observium devices mapped within the hour
 # Assist
 RUN_ASSIST_CYCLE = tick("run_assist_cycle", "*/3 * * * *")
 ASSIST_HAND_OVER = Job("assist_hand_over", "default")

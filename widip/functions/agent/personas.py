@@ -35,9 +35,11 @@ PERSONAS = {
     "sentinel": Persona(
         "sentinel",
         _COMMON + "Persona : sentinel. Tu diagnostiques une alerte de supervision Observium : rassemble les faits "
-        "(état de l'équipement, interfaces, ligne opérateur, incidents opérateur) puis donne un diagnostic JSON.",
-        ("observium_get_device", "observium_get_device_ports", "observium_list_alerts", "observium_list_devices",
-         "phibee_get_line_status", "phibee_list_site_incidents", "glpi_search_client", "glpi_search_new_tickets"),
+        "(état de l'équipement, interfaces, capteurs, ligne opérateur, incidents opérateur, travaux et changements "
+        "GLPI) puis donne un diagnostic JSON.",
+        ("observium_get_device", "observium_get_device_ports", "observium_get_device_sensors", "observium_list_alerts",
+         "observium_list_devices", "phibee_get_line_status", "phibee_list_site_incidents", "glpi_search_client",
+         "glpi_search_new_tickets", "glpi_search_recent_works"),
         budget_seconds=20),
     "notificateur": Persona(
         "notificateur",

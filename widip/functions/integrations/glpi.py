@@ -19,8 +19,8 @@ import httpx
 
 from widip.errors import ConfigError, Invalid, Rejected, Unavailable
 from widip.functions.integrations.glpi_types import (
-    ASSIGNED, REQUESTER, STATUS_LABELS, Followup, Ping, Ticket, User, as_html, decode_text,
-    followup_from_item, ticket_from_item, user_from_item,
+    ASSIGNED, REQUESTER, STATUS_LABELS, Followup, Ping, Ticket, User, WorkItem, as_html, decode_text,
+    followup_from_item, ticket_from_item, user_from_item, work_from_row,
 )
 from widip.functions.integrations.http_client import describe_error, make_client, send
 
@@ -34,6 +34,10 @@ _INT_FIELDS = UPDATABLE_FIELDS - {"name", "content"}
 #: User search options: login, realname, firstname, email, phone, mobile.
 _USER_TEXT_OPTIONS = (1, 34, 9, 5, 6, 11)
 DEFAULT_PAGE_SIZE = 50
+#: Change statuses that mean it will not happen: 13 cancelled, 14 refused (CommonITILObject).
+_CHANGE_ABANDONED = frozenset({13, 14})
+#: Search columns of a work item: name, status, opening date, last update, description (2, the id, is always shown).
+_WORK_COLUMNS = {f"forcedisplay[{i}]": option for i, option in enumerate((1, 12, 15, 19, 21), start=1)}
 
 __all__ = ["GlpiClient", "Ticket", "User", "Followup", "Ping", "STATUS_LABELS", "UPDATABLE_FIELDS"]
 
@@ -174,6 +178,22 @@ class GlpiClient:
                 if exc.code != "ERROR_ITEM_NOT_FOUND":
                     raise
         return tickets
+
+    def search_recent_works(self, entity_id: int, days: int = 3, limit: int = 50) -> dict[str, list[WorkItem]]:
+        """An entity's open tickets (any status short of solved) and changes (but cancelled or refused) updated
+        in the last `days`: announced works, maintenance, firmware or configuration pushes. Two searches,
+        no per-item read, so it fits in a diagnosis budget."""
+        if not 1 <= days <= 31 or not 1 <= limit <= 200:
+            raise Invalid("days must be between 1 and 31 and limit between 1 and 200")
+        since = (datetime.now() - timedelta(days=days)).strftime("%Y-%m-%d %H:%M:%S")
+        recent = [{"field": 80, "searchtype": "equals", "value": int(entity_id)},
+                  {"link": "AND", "field": 19, "searchtype": "morethan", "value": since}]
+        tickets = self._search("Ticket", recent + [{"link": "AND", "field": 12, "searchtype": "equals",
+                                                    "value": "notold"}], limit, sort=19, order="DESC", **_WORK_COLUMNS)
+        changes = self._search("Change", recent, limit, sort=19, order="DESC", **_WORK_COLUMNS)
+        return {"tickets": [work_from_row("Ticket", row, int(entity_id)) for row in tickets],
+                "changes": [item for item in (work_from_row("Change", row, int(entity_id)) for row in changes)
+                            if item.status not in _CHANGE_ABANDONED]}
 
     def get_ticket(self, ticket_id: int) -> Ticket:
         """The ticket alone (no requesters or followups)."""

@@ -119,6 +119,20 @@ class Ticket(_Record):
 
 
 @dataclass(frozen=True)
+class WorkItem(_Record):
+    """An open ticket or a change from an entity's recent activity (search columns only, content plain text)."""
+
+    itemtype: str
+    id: int
+    title: str
+    content: str
+    status: int
+    entity_id: int
+    date: str | None
+    date_mod: str | None
+
+
+@dataclass(frozen=True)
 class Ping(_Record):
     """Result of a health probe: how long GLPI took to answer an authenticated call."""
 
@@ -135,6 +149,13 @@ def ticket_from_item(item: dict, requesters=(), followups=(), assigned=()) -> Ti
         entity_id=int(item.get("entities_id") or 0), category_id=int(item.get("itilcategories_id") or 0),
         date=item.get("date"), requesters=tuple(requesters), followups=tuple(followups),
         assigned_user_ids=tuple(assigned), is_deleted=bool(item.get("is_deleted")))
+
+
+def work_from_row(itemtype: str, row: dict, entity_id: int) -> WorkItem:
+    """A search row (keys are option ids: 1 name, 2 id, 12 status, 15 date, 19 date_mod, 21 content)."""
+    return WorkItem(itemtype=itemtype, id=int(row["2"]), title=decode_text(row.get("1")),
+                    content=plain_text(row.get("21"))[:2000], status=int(row.get("12") or 0), entity_id=entity_id,
+                    date=row.get("15"), date_mod=row.get("19"))
 
 
 def followup_from_item(item: dict) -> Followup:

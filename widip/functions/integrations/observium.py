@@ -1,4 +1,4 @@
-"""Client for the Observium API v0: devices, alerts and ports, read-only.
+"""Client for the Observium API v0: devices, alerts, ports and sensors, read-only.
 
 It answers "what is down, since when, where" for Sentinel and the agent tools. It deliberately does
 not receive Observium's alert webhooks (that is the Sentinel webhook handler's job) and does not
@@ -129,8 +129,35 @@ class Port:
         return _json_safe(asdict(self))
 
 
+@dataclass(frozen=True)
+class Sensor:
+    """One sensor of a device (temperature, voltage, UPS runtime…); `event` is Observium's verdict on its
+    value against its limits: ok, warning, alert or ignore."""
+
+    id: int
+    device_id: int
+    sensor_class: str
+    description: str | None
+    value: float | None
+    unit: str | None
+    event: str
+    limit_low: float | None
+    limit_high: float | None
+    last_change: datetime | None
+    ignored: bool
+    disabled: bool
+    deleted: bool
+
+    @property
+    def in_alarm(self) -> bool:
+        return self.event == "alert" and not (self.ignored or self.disabled or self.deleted)
+
+    def to_dict(self) -> dict[str, Any]:
+        return _json_safe({**asdict(self), "in_alarm": self.in_alarm})
+
+
 class ObserviumClient:
-    """Read devices, alerts and ports from one Observium server over its API v0."""
+    """Read devices, alerts, ports and sensors from one Observium server over its API v0."""
 
     def __init__(self, base_url: str, user: str, password: str, *, timeout: float = 10.0,
                  verify: bool | str = True, server_timezone: str | tzinfo = DEFAULT_SERVER_TIMEZONE,
@@ -210,6 +237,15 @@ class ObserviumClient:
         return sorted((self._port(row) for row in _collection(body, "ports")),
                       key=lambda p: (p.if_index is None, p.if_index or 0, p.id))
 
+    # -- sensors -----------------------------------------------------------------------------
+
+    def get_device_sensors(self, device: int | str) -> list[Sensor]:
+        """The sensors of one device (id or hostname), deleted ones left out, by class then description."""
+        device_id = device if isinstance(device, int) or str(device).isdigit() else self.get_device(device).id
+        body = self._get(f"{API_PREFIX}/sensors/", params={"device_id": str(device_id)})
+        sensors = (self._sensor(row) for row in _collection(body, "sensors"))
+        return sorted((s for s in sensors if not s.deleted), key=lambda s: (s.sensor_class, s.description or "", s.id))
+
     # -- plumbing ----------------------------------------------------------------------------
 
     def _get(self, path: str, params: Mapping[str, str] | None = None) -> dict[str, Any]:
@@ -252,6 +288,16 @@ class ObserviumClient:
             down_since=last_polled if down else None,
             ignored=_flag(row.get("ignore")), disabled=_flag(row.get("disabled")),
             device_type=_text(row.get("type")), description=_text(row.get("purpose")),
+        )
+
+    def _sensor(self, row: Mapping[str, Any]) -> Sensor:
+        return Sensor(
+            id=int(row["sensor_id"]), device_id=int(row["device_id"]), sensor_class=str(row.get("sensor_class") or ""),
+            description=_text(row.get("sensor_descr")), value=_float(row.get("sensor_value")),
+            unit=_text(row.get("sensor_unit")), event=str(row.get("sensor_event") or "ignore"),
+            limit_low=_float(row.get("sensor_limit_low")), limit_high=_float(row.get("sensor_limit")),
+            last_change=_unix(row.get("sensor_last_change")), ignored=_flag(row.get("sensor_ignore")),
+            disabled=_flag(row.get("sensor_disable")), deleted=_flag(row.get("sensor_deleted")),
         )
 
     def _port(self, row: Mapping[str, Any]) -> Port:

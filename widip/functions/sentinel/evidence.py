@@ -3,9 +3,12 @@
 For an incident: the estate of its devices (inventory), then — each read proposed as the Sentinel
 through SAFEGUARD by `read(tool, arguments)`, so it is gated, audited and linked to the incident —
 Phibee's status of every line of the incident's sites and its collective incidents there, Observium's
-view of the first device (ping vs SNMP) and of every device down now (the rest of the site, other
-sites of the same operator), and GLPI's recent New tickets of the client's entity (announced works)
-and of WIDIP's own (a change, a firmware or configuration push naming the client, a site or a device).
+view of the first device (status type: ping vs SNMP) and of every device down now (the rest of the
+site, other sites of the same operator), the sensors of the site's UPS and probes (a mains input or
+battery sensor in alarm, a technical-room temperature), the ports of the site's devices that still
+answer (a LAN link that dropped with the incident), and GLPI's recent activity — open tickets and
+changes — of the client's entity (announced works) and of WIDIP's own (a change, a firmware or
+configuration push naming the client, a site or a device).
 
 Each fact is kept with its source ({"source", "fact"}); `signals` are the yes/no findings the
 responsibility rules (policy/sentinel_rules.toml) read; `missing` says what could not be known, so an
@@ -17,11 +20,16 @@ from __future__ import annotations
 import re
 import time
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Callable
 
-#: New GLPI tickets younger than this count as "announced works" or "a recent WIDIP change".
-GLPI_WINDOW_MINUTES = 3 * 24 * 60
+#: GLPI tickets and changes updated this recently count as "announced works" or "a recent WIDIP change".
+GLPI_WINDOW_DAYS = 3
 MAX_LINES, MAX_SITES = 8, 4
+#: Sensors are read on at most this many UPS/probe devices, ports on at most this many neighbours.
+MAX_SENSOR_DEVICES, MAX_PORT_DEVICES = 3, 2
+#: A port that went down this long before the incident opened is part of it (older ones are unused ports).
+PORT_CHANGE_WINDOW = timedelta(minutes=30)
 #: A read is not started with less than this left of the budget (the model still needs time).
 READ_MARGIN_SECONDS = 2.0
 _WORKS = re.compile(r"travaux|coupure (?:électrique|de courant|d'électricité)|intervention|électricien|"
@@ -31,6 +39,10 @@ _CHANGE = re.compile(r"changement|mise à jour|firmware|configuration|migration|
 _UPS = re.compile(r"batter|onduleur|\bups\b|on ?battery|power ?source", re.IGNORECASE)
 _TEMPERATURE = re.compile(r"temp[eé]rature|\btemp\b|humidit|climatisation", re.IGNORECASE)
 _OWN_TICKET = re.compile(r"\bALT-\d{8}-[0-9A-F]{10}\b")
+_MAINS = re.compile(r"entr[ée]e|input|secteur|mains|utility|batter|onduleur|\bups\b", re.IGNORECASE)
+_WAN = re.compile(r"\bwan\d*\b|ftth|fibre|[as]dsl|vdsl|phibee|orange|op[ée]rateur", re.IGNORECASE)
+_STATUS_TYPES = {"ping": "ne répond plus au ping", "snmp": "répond au ping mais plus en SNMP",
+                 "dns": "nom DNS non résolu"}
 
 
 @dataclass
@@ -66,7 +78,9 @@ def gather(read: Callable[[str, dict], object], incident: dict, members: list[di
     _lines(read, ev, lines, deadline)
     _operator_incidents(read, ev, lines, deadline)
     down = _observium(read, ev, incident, members, first_alert, deadline)
-    _glpi(read, ev, incident, members, mapped, sites, clients, deadline, widip_entity)
+    _sensors(read, ev, members, mapped, down, deadline)
+    _ports(read, ev, incident, members, mapped, down, deadline)
+    _glpi(read, ev, members, mapped, sites, clients, deadline, widip_entity)
     _conclude_signals(ev, members, mapped, lines, sites, down, first_alert)
     return ev
 
@@ -134,8 +148,10 @@ def _observium(read, ev: Evidence, incident: dict, members: list[dict], first_al
         device = read("observium_get_device", {"device": int(ref) if str(ref).isdigit() else str(ref)})
         if _ok(device):
             ev.signals["status_reason"] = device.get("status_reason")
+            reason = device.get("status_reason")
             ev.add("observium", f"{device.get('hostname')} : {device.get('status')}"
-                   + (f" ({device.get('status_reason')})" if device.get("status_reason") else "")
+                   + (f" (status_type {reason} : {_STATUS_TYPES[reason]})" if reason in _STATUS_TYPES
+                      else f" ({reason})" if reason else "")
                    + (f", en panne depuis {device.get('down_since')}" if device.get("down_since") else "") + ".")
         else:
             ev.missing.append(f"état Observium de {incident.get('primary_hostname')} indisponible")
@@ -154,33 +170,113 @@ def _observium(read, ev: Evidence, incident: dict, members: list[dict], first_al
     return down
 
 
-def _glpi(read, ev: Evidence, incident: dict, members: list[dict], mapped: list[dict], sites: list[str],
-          clients: list[str], deadline: float, widip_entity: int | None) -> None:
-    entities = {row["glpi_entity_id"] for row in mapped if row.get("glpi_entity_id") is not None}
+def _sensors(read, ev: Evidence, members: list[dict], mapped: list[dict], down: set[str], deadline: float) -> None:
+    """Sensors of the site's UPS and probes: a mains/battery sensor or a temperature in alarm is a site-side cause."""
+    ev.signals["power_sensor_alarm"], ev.signals["temperature_sensor_alarm"] = None, None
+    wanted = [m["hostname"] for m in members if m.get("role") in ("ups", "sensor")]
+    wanted += [d["hostname"] for row in mapped for d in row.get("site_devices") or ()
+               if d.get("role") in ("ups", "sensor") and d["hostname"].lower() not in down]
+    for hostname, sensors in _per_device(read, ev, "observium_get_device_sensors", "capteurs",
+                                         _ordered(wanted)[:MAX_SENSOR_DEVICES], deadline):
+        for sensor in (x for x in sensors if isinstance(x, dict) and x.get("in_alarm")):
+            kind, descr = str(sensor.get("sensor_class") or ""), str(sensor.get("description") or "")
+            value = f"{sensor.get('value')} {sensor.get('unit') or ''}".strip()
+            limits = ", ".join(f"{name} {sensor[key]}" for name, key in (("seuil bas", "limit_low"),
+                                                                          ("seuil haut", "limit_high")) if sensor.get(key) is not None)
+            text = f"{hostname} : capteur {kind} « {descr} » en alarme à {value}" + (f" ({limits})" if limits else "")
+            if kind in ("temperature", "humidity"):
+                ev.signals["temperature_sensor_alarm"] = ev.signals["temperature_sensor_alarm"] or text
+            elif kind in ("runtime", "capacity") or _MAINS.search(descr):
+                ev.signals["power_sensor_alarm"] = ev.signals["power_sensor_alarm"] or text
+            ev.add("observium", text + ".")
+
+
+def _ports(read, ev: Evidence, incident: dict, members: list[dict], mapped: list[dict], down: set[str],
+           deadline: float) -> None:
+    """Ports of the site's devices that still answer: a LAN link that dropped with the incident points inside
+    the establishment (the access carrying that device works); a WAN port down is recorded as a fact."""
+    ev.signals["neighbour_port_down"], ev.signals["wan_port_down"] = None, None
+    in_incident = {m["hostname"].lower() for m in members}
+    neighbours = [d["hostname"] for row in mapped for d in row.get("site_devices") or ()
+                  if d.get("role") in ("access", "firewall", "switch", "core", "wifi")
+                  and d["hostname"].lower() not in in_incident | down]
+    opened = incident.get("opened_at")
+    since = opened - PORT_CHANGE_WINDOW if isinstance(opened, datetime) else None
+    for hostname, ports in _per_device(read, ev, "observium_get_device_ports", "ports",
+                                       _ordered(neighbours)[:MAX_PORT_DEVICES], deadline):
+        for port in (p for p in ports if isinstance(p, dict) and _dropped(p, since)):
+            name = port.get("label") or port.get("name") or f"port {port.get('id')}"
+            alias = port.get("alias") or port.get("description") or ""
+            text = f"port {name}" + (f" ({alias})" if alias and alias != name else "") + f" de {hostname}"
+            wan = bool(_WAN.search(f"{name} {alias}"))
+            key = "wan_port_down" if wan else "neighbour_port_down"
+            ev.signals[key] = ev.signals[key] or text
+            ev.add("observium", f"{text} tombé à {port.get('last_change')} alors que {hostname} répond toujours"
+                   + (" : accès principal coupé." if wan else " : lien local coupé."))
+
+
+def _per_device(read, ev: Evidence, tool: str, what: str, hostnames: list[str], deadline: float):
+    """(hostname, rows) of one Observium list read per device, while the budget lasts; failures go to `missing`."""
+    for hostname in hostnames:
+        if not _time_left(deadline):
+            ev.missing.append(f"budget de temps épuisé avant les {what} Observium")
+            return
+        rows = read(tool, {"device": hostname})
+        if isinstance(rows, list):
+            yield hostname, rows
+        else:
+            ev.missing.append(f"{what} Observium de {hostname} indisponibles ({_error(rows)})")
+
+
+def _dropped(port: dict, since: datetime | None) -> bool:
+    if port.get("oper_status") not in ("down", "lowerLayerDown") or port.get("admin_status") != "up":
+        return False
+    if port.get("ignored") or port.get("disabled") or port.get("deleted"):
+        return False
+    try:
+        changed = datetime.fromisoformat(str(port.get("last_change")))
+    except ValueError:
+        return False
+    return since is None or (changed.tzinfo is not None and changed >= since)
+
+
+def _glpi(read, ev: Evidence, members: list[dict], mapped: list[dict], sites: list[str], clients: list[str],
+          deadline: float, widip_entity: int | None) -> None:
+    """Recent GLPI activity of the client's entities and of WIDIP's: works the client announced, WIDIP changes."""
     ev.signals["client_works"], ev.signals["widip_change"] = None, None
-    if not _time_left(deadline):
-        ev.missing.append("budget de temps épuisé avant la recherche GLPI")
-        return
-    tickets = read("glpi_search_new_tickets", {"minutes_since": GLPI_WINDOW_MINUTES, "limit": 100})
-    if not isinstance(tickets, list):
-        ev.missing.append(f"tickets GLPI récents indisponibles ({_error(tickets)})")
+    entities = _ordered(str(row["glpi_entity_id"]) for row in mapped if row.get("glpi_entity_id") is not None)
+    searched = [(int(e), False) for e in entities if int(e) != widip_entity][:2]
+    searched += [(widip_entity, True)] if widip_entity is not None else []
+    if not searched:
+        ev.missing.append("aucune entité GLPI connue (ni celle du client, ni celle de WIDIP)")
         return
     names = [n.lower() for n in sites + clients + [m["hostname"] for m in members] if n]
-    for ticket in tickets:
-        if not isinstance(ticket, dict):
+    for entity, is_widip in searched:
+        if not _time_left(deadline):
+            ev.missing.append("budget de temps épuisé avant la recherche GLPI")
+            return
+        found = read("glpi_search_recent_works", {"entity_id": entity, "days": GLPI_WINDOW_DAYS})
+        if not isinstance(found, dict) or "error" in found:
+            ev.missing.append(f"activité GLPI de l'entité {entity} indisponible ({_error(found)})")
             continue
-        text = f"{ticket.get('title', '')}\n{ticket.get('content', '')}"
-        if _OWN_TICKET.search(text):
-            continue  # a Sentinel ticket is not evidence of its own cause
-        entity = ticket.get("entity_id")
-        if entity in entities and _WORKS.search(text) and ev.signals["client_works"] is None:
-            ev.signals["client_works"] = f"n° {ticket.get('id')} « {ticket.get('title')} »"
-            ev.add("glpi", f"travaux annoncés par le client : ticket {ev.signals['client_works']} "
-                   f"du {ticket.get('date')}.")
-        elif (widip_entity is not None and entity == widip_entity and _CHANGE.search(text)
-              and any(name in text.lower() for name in names) and ev.signals["widip_change"] is None):
-            ev.signals["widip_change"] = f"n° {ticket.get('id')} « {ticket.get('title')} »"
-            ev.add("glpi", f"changement WIDIP récent : ticket {ev.signals['widip_change']} du {ticket.get('date')}.")
+        for item in [*(found.get("changes") or []), *(found.get("tickets") or [])]:
+            if isinstance(item, dict):
+                _glpi_item(ev, item, names, is_widip)
+
+
+def _glpi_item(ev: Evidence, item: dict, names: list[str], is_widip: bool) -> None:
+    text = f"{item.get('title', '')}\n{item.get('content', '')}"
+    if _OWN_TICKET.search(text):
+        return  # a Sentinel ticket is not evidence of its own cause
+    change = item.get("itemtype") == "Change"
+    label = f"{'changement' if change else 'ticket'} n° {item.get('id')} « {item.get('title')} »"
+    names_us = any(name in text.lower() for name in names)
+    if (change or (is_widip and _CHANGE.search(text))) and names_us and ev.signals["widip_change"] is None:
+        ev.signals["widip_change"] = label
+        ev.add("glpi", f"changement WIDIP récent : {label}, mis à jour le {item.get('date_mod')}.")
+    elif not is_widip and not change and _WORKS.search(text) and ev.signals["client_works"] is None:
+        ev.signals["client_works"] = label
+        ev.add("glpi", f"travaux annoncés par le client : {label} du {item.get('date')}.")
 
 
 def _conclude_signals(ev: Evidence, members: list[dict], mapped: list[dict], lines: list[dict], sites: list[str],
@@ -202,8 +298,10 @@ def _conclude_signals(ev: Evidence, members: list[dict], mapped: list[dict], lin
     s["widip_infra"] = any(row.get("widip") for row in mapped) or any(
         (m.get("client") or "").lower().startswith("widip") for m in members)
     texts = " ".join(f"{m.get('entity')} {m.get('condition')} {m.get('role')}" for m in members)
-    s["ups_on_battery"] = bool(_UPS.search(texts)) or any(m.get("role") == "ups" for m in members)
-    s["temperature"] = bool(_TEMPERATURE.search(texts)) or any(m.get("role") == "sensor" for m in members)
+    power_sensor, temperature_sensor = s.pop("power_sensor_alarm", None), s.pop("temperature_sensor_alarm", None)
+    s["ups_on_battery"] = bool(_UPS.search(texts) or power_sensor) or any(m.get("role") == "ups" for m in members)
+    s["temperature"] = bool(_TEMPERATURE.search(texts) or temperature_sensor) or any(
+        m.get("role") == "sensor" for m in members)
     s["access_down"] = bool(access)
     member_names = {m["hostname"].lower() for m in members}
     site_devices = {d["hostname"].lower() for row in mapped for d in row.get("site_devices") or ()}

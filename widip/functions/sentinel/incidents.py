@@ -30,6 +30,7 @@ from datetime import datetime, timedelta
 
 from psycopg import Connection
 
+from widip.functions import clock
 from widip.functions.db import Jsonb
 from widip.functions.sentinel.alerts import AlertFacts
 
@@ -54,9 +55,9 @@ class Assignment:
 
 def event(conn: Connection, incident_id: int, kind: str, message: str, *, at: datetime | None = None,
           **data) -> None:
-    conn.execute("INSERT INTO incident_events (incident_id, at, kind, message, data) "
-                 "VALUES (%s, coalesce(%s, now()), %s, %s, %s)",
-                 (incident_id, at, kind, message, Jsonb(data)))
+    """Add one line to the incident's history, at `at` or the pipeline clock's now (never PostgreSQL's)."""
+    conn.execute("INSERT INTO incident_events (incident_id, at, kind, message, data) VALUES (%s, %s, %s, %s, %s)",
+                 (incident_id, at or clock.now(), kind, message, Jsonb(data)))
 
 
 def assign(conn: Connection, tracking_id: str, alert: AlertFacts, device: dict, now: datetime) -> Assignment:
@@ -116,10 +117,10 @@ def _correlate_or_open(conn: Connection, tracking_id: str, alert: AlertFacts, de
     if incident is None:
         incident = conn.execute(
             "INSERT INTO incidents (tracking_id, site, client, operator, primary_device_id, primary_hostname, "
-            "primary_ip, opened_at, last_joined_at, last_seen_at, glpi_entity_id, scope) "
-            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, 'site') RETURNING *",
+            "primary_ip, opened_at, last_joined_at, last_seen_at, glpi_entity_id, scope, created_at) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, 'site', %s) RETURNING *",
             (tracking_id, site, client, operator, alert.device_id, alert.hostname, device.get("ip"), now, now, now,
-             device.get("glpi_entity_id"))).fetchone()
+             device.get("glpi_entity_id"), now)).fetchone()
         outcome = "opened"
         event(conn, incident["id"], "opened", f"Incident ouvert : {alert.hostname} injoignable"
               + (f" ({site})" if site else "") + ".", at=now, alert=tracking_id)

@@ -164,7 +164,7 @@ def lookup(conn: Connection, *, device_id: str | None, hostname: str | None) -> 
 def site_facts(conn: Connection, site_id: int) -> dict:
     lines = conn.execute("SELECT service_ref, operator, technology FROM operator_lines WHERE site_id = %s "
                          "ORDER BY service_ref", (site_id,)).fetchall()
-    devices = conn.execute("SELECT hostname, role FROM inventory_devices WHERE site_id = %s ORDER BY hostname",
+    devices = conn.execute("SELECT hostname, device_id, role FROM inventory_devices WHERE site_id = %s ORDER BY hostname",
                            (site_id,)).fetchall()
     return {"site_lines": lines, "site_devices": devices}
 

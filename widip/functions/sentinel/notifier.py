@@ -138,7 +138,7 @@ def notify(pool, redis, clients, settings, incident_id: int, *, policy: Policy, 
         conn.execute("UPDATE incident_members SET announced = true WHERE incident_id = %s", (incident_id,))
         incidents.event(conn, incident_id, "ticket_requested", "GLPI indisponible (mode dégradé) : le ticket est en "
                         "attente et sera créé au retour de GLPI." if degraded else "Création du ticket GLPI demandée.",
-                        call_id=ticket_call, degraded=degraded)
+                        at=now, call_id=ticket_call, degraded=degraded)
     ticket_id, pending = None, ("glpi_down" if degraded else "approval" if call["status"] == "waiting_approval" else None)
     if inline:
         ticket_id, pending = _create_inline(pool, clients, incident_id, ticket_call)
@@ -164,7 +164,7 @@ def complete(pool, settings, incident_id: int, *, policy: Policy, approval_ttl: 
         if ticket_id is None:
             ticket_id, pending = _ticket_state(conn, incident, call, pending)
         if pending == "failed" and call is not None:
-            _mark_ticket_failed(conn, incident_id, call)
+            _mark_ticket_failed(conn, incident_id, call, now)
         diagnosis = incident["diagnosis"]
         members = [m for m in incidents.members(conn, incident_id) if m["announced"]]
         _mail_team(conn, settings, incident, members, diagnosis, ticket_id, pending, policy, approval_ttl)
@@ -191,10 +191,10 @@ def _ticket_state(conn, incident: dict, call: dict | None, pending: str | None) 
     return None, pending or ("glpi_down" if incident["degraded"] else None)
 
 
-def _mark_ticket_failed(conn, incident_id: int, call: dict) -> bool:
+def _mark_ticket_failed(conn, incident_id: int, call: dict, now: datetime) -> bool:
     """Record, once, that this incident's ticket will not be created automatically (shown, not retried)."""
-    marked = conn.execute("UPDATE incidents SET ticket_failed_at = now() WHERE id = %s AND ticket_failed_at IS NULL "
-                          "AND ticket_id IS NULL RETURNING tracking_id", (incident_id,)).fetchone()
+    marked = conn.execute("UPDATE incidents SET ticket_failed_at = %s WHERE id = %s AND ticket_failed_at IS NULL "
+                          "AND ticket_id IS NULL RETURNING tracking_id", (now, incident_id)).fetchone()
     if marked:
         logger.warning("ticket of incident %s (%s) not created: call %s ended %s", incident_id,
                        marked["tracking_id"], call["id"], call["status"])
@@ -202,7 +202,7 @@ def _mark_ticket_failed(conn, incident_id: int, call: dict) -> bool:
                         f"Le ticket GLPI n'a pas été créé (appel {call['status']}"
                         + (f" : {str(call['error'])[:300]}" if call.get("error") else "")
                         + "). À créer manuellement ; les suivis de cet incident ne seront pas publiés.",
-                        call_id=str(call["id"]), status=call["status"])
+                        at=now, call_id=str(call["id"]), status=call["status"])
     return bool(marked)
 
 
@@ -257,10 +257,11 @@ def _log(conn, incident: dict, diagnosis: dict, ticket_id: int | None, now: date
     duration_ms = int((now - received["received_at"]).total_seconds() * 1000) if received else None
     conn.execute(
         "INSERT INTO incident_logs (tracking_id, device_name, ip_address, responsibility, severity, ticket_id, "
-        "workflow_duration_ms, cache_used) VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (tracking_id) DO NOTHING",
+        "workflow_duration_ms, cache_used, created_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) "
+        "ON CONFLICT (tracking_id) DO NOTHING",
         (incident["tracking_id"], incident["primary_hostname"], incident["primary_ip"], diagnosis["responsibility"],
          diagnosis["severity"], str(ticket_id) if ticket_id else None, max(0, duration_ms or 0),
-         bool(incident["cache_used"])))
+         bool(incident["cache_used"]), now))
 
 
 def _count_success(incident: dict, now: datetime) -> None:
@@ -297,7 +298,7 @@ def sync(pool, incident_id: int, *, policy: Policy, approval_ttl: timedelta, now
             call = conn.execute("SELECT id, status, result, error FROM tool_calls WHERE id = %s",
                                 (incident["ticket_call_id"],)).fetchone()
             if call and call["status"] in tool_runs.FINAL and not (call["result"] or {}).get("ticket_id"):
-                if _mark_ticket_failed(conn, incident_id, call):
+                if _mark_ticket_failed(conn, incident_id, call, now):
                     posted.append("ticket_failed")
                 return posted
             if not call or call["status"] != "done":

@@ -85,6 +85,7 @@ def _context(facts: dict, evidence: dict) -> dict:
             "names": names or "?", "operator": next((o for o in operators if o), None) or "l'opérateur",
             "client_works": (evidence.get("signals") or {}).get("client_works") or "",
             "widip_change": (evidence.get("signals") or {}).get("widip_change") or "",
+            "port_down": (evidence.get("signals") or {}).get("neighbour_port_down") or "",
             "missing": "; ".join(evidence.get("missing") or []) or "aucun indice décisif (ni ligne, ni capteur, "
                                                                    "ni ticket)"}
 

@@ -32,6 +32,13 @@ TOOLS = [
          obj({"minutes_since": {"type": "integer", "minimum": 1, "maximum": 10080},
               "limit": {"type": "integer", "minimum": 1, "maximum": 200}}, ("minutes_since",)),
          lambda c, a, ctx: c.glpi.search_new_tickets(a["minutes_since"], a.get("limit", 50)), read_only=True),
+    Tool("glpi_search_recent_works", "glpi",
+         "Activité récente d'une entité GLPI : tickets non résolus et changements mis à jour depuis N jours "
+         "(travaux annoncés, maintenance, firmware, configuration). "
+         "An entity's open tickets and changes updated in the last N days.",
+         obj({"entity_id": {"type": "integer", "minimum": 0, "maximum": 2_147_483_647},
+              "days": {"type": "integer", "minimum": 1, "maximum": 14}}, ("entity_id",)),
+         lambda c, a, ctx: c.glpi.search_recent_works(a["entity_id"], a.get("days", 3)), read_only=True),
     Tool("glpi_get_ticket_details", "glpi",
          "Détails d'un ticket GLPI : titre, description, statut, demandeurs (avec e-mail) et suivis. "
          "Full details of one GLPI ticket, with requesters and follow-ups.",

@@ -1,4 +1,4 @@
-"""Observium tools (read-only): devices, their state and ports, and failed alerts."""
+"""Observium tools (read-only): devices, their state, ports and sensors, and failed alerts."""
 
 from __future__ import annotations
 
@@ -29,4 +29,9 @@ TOOLS = [
          "Interfaces réseau d'un équipement avec leur état (admin/oper) et leurs erreurs. A device's ports.",
          obj({"device": DEVICE}, ("device",)),
          lambda c, a, ctx: c.observium.get_device_ports(a["device"]), read_only=True),
+    Tool("observium_get_device_sensors", "observium",
+         "Capteurs d'un équipement (température, tension, autonomie d'onduleur…) avec leur valeur et leur état "
+         "(ok, warning, alert). A device's sensors and whether each is in alarm.",
+         obj({"device": DEVICE}, ("device",)),
+         lambda c, a, ctx: c.observium.get_device_sensors(a["device"]), read_only=True),
 ]

@@ -22,7 +22,7 @@ FLAG_FOR_SYSTEM = {"glpi": "acces_glpi"}
 _TICKET_TARGET = {"glpi_get_ticket_details", "glpi_add_ticket_followup", "glpi_close_ticket", "glpi_assign_ticket",
                   "glpi_update_ticket", "glpi_delete_ticket"}
 _AD_TARGET = {"ad_check_user", "ad_get_user_info", "ad_unlock_account", "ad_reset_password", "ad_disable_account"}
-_DEVICE_TARGET = {"observium_get_device", "observium_get_device_ports"}
+_DEVICE_TARGET = {"observium_get_device", "observium_get_device_ports", "observium_get_device_sensors"}
 _OU = re.compile(r"(?i)\bOU=((?:\\.|[^,])+)")
 OUT_OF_SCOPE = "hors du périmètre de l'utilisateur (clients ou catégories autorisés dans la matrice d'accès)"
 
@@ -89,6 +89,9 @@ def check_target(tool_name: str, arguments: dict, clients, rights: AccessRights 
         allowed = ticket_in_scope(ticket, clients.glpi, rights)
     elif tool_name == "glpi_get_user":
         allowed = glpi_user_in_scope(clients.glpi.get_user(arguments["user_id"]).to_dict(), rights)
+    elif tool_name == "glpi_search_recent_works":
+        allowed = rights.allows_client("*") or _any_allowed(rights.allows_client,
+                                                             _names(clients.glpi.entity_name(arguments["entity_id"])))
     elif tool_name == "glpi_create_ticket" and arguments.get("entity") is not None:
         allowed = rights.allows_client("*") or _any_allowed(rights.allows_client,
                                                              _names(clients.glpi.entity_name(arguments["entity"])))
@@ -108,6 +111,8 @@ def filter_result(tool_name: str, result: Any, clients, rights: AccessRights | N
         return result
     if tool_name == "glpi_search_new_tickets":
         return [t for t in result if ticket_in_scope(t, clients.glpi, rights)]
+    if tool_name == "glpi_search_recent_works":
+        return {kind: [t for t in items if ticket_in_scope(t, clients.glpi, rights)] for kind, items in result.items()}
     if tool_name == "glpi_search_client":
         return [u for u in result if glpi_user_in_scope(u, rights)]
     if tool_name == "ad_find_user_by_mail" and result and not ad_user_in_scope(result, rights):
