@@ -15,7 +15,7 @@ from widip.errors import Invalid, NotFound
 from widip.functions import db
 from widip.functions.safeguard import audit, calls, deferred
 from widip.functions.safeguard.notifications import APPROVER_LEVEL
-from widip.functions.safeguard.policy import LEVELS, list_config, load_policy, set_level
+from widip.functions.safeguard.policy import LEVELS, list_config, policy_for, set_level
 from widip.http.auth import require_user
 from widip.http.openapi_doc import error, json_response, operation
 from widip.http.validation import query_choice, query_datetime, query_text, read_json
@@ -84,7 +84,7 @@ def _item_id(value: str) -> int:
 class _Base:
     def __init__(self, ctx):
         self._ctx = ctx
-        self._policy = load_policy(ctx.settings.policy_dir)
+        self._policy = policy_for(ctx.settings)
 
 
 def _visible(request: dict, reader) -> bool:
