@@ -52,7 +52,7 @@ def process_alert(alert_id: int) -> dict:
 def start_diagnosis(incident_id: int) -> None:
     """Queue the diagnosis on the Sentinel LLM priority class."""
     provider = provider_for(deps().settings)
-    door.send_llm(diagnosis_job.KIND, str(incident_id), "sentinel", remote=not getattr(provider, "local", False))
+    door.send_llm(diagnosis_job.KIND, str(incident_id), "sentinel", remote=not provider.local)
 
 
 #: Entity lookup + inline GLPI ticket (each ≤ 2 × INTEGRATION_TIMEOUT_SECONDS with a session to open) + DB work.

@@ -55,14 +55,13 @@ def step(pool: ConnectionPool, session_id: str, provider, *, policy: Policy,
             return prepared
         session, persona, caller, transcript, tools = prepared
         add_event(conn, session_id, "thinking", message="Analyse en cours…")
-    fallbacks: list[str] = []
-    completion = _complete(provider, transcript, tools, persona, llm_timeout, fallbacks)
+    completion = provider.complete(transcript, tools, want_confidence=persona.want_confidence, timeout=llm_timeout)
     with transaction(pool) as conn:
         current = get_session(conn, session_id, lock=True)
         if current["iteration"] != session["iteration"] or current["status"] != "active":
             logger.info("session %s: concurrent step already advanced it; discarding this answer", session_id)
             return StepOutcome("stale", session_id)
-        for reason in fallbacks:
+        for reason in completion.fallback_reasons:
             add_event(conn, session_id, "thinking", fallback=True,
                       message=f"LLM indisponible ({reason}) : réponse en mode dégradé (règles).")
         return _apply(conn, current, persona, caller, transcript, completion, policy,
@@ -152,13 +151,6 @@ def _result_event(conn: Connection, session: dict, tool_call, row: dict | None) 
     add_event(conn, sid, "tool_result", tool=row["tool_name"], success=False, error=row["error"] or status,
               call_id=str(row["id"]))
     return json.dumps({"error": row["error"] or f"appel {status}"}, ensure_ascii=False)
-
-
-def _complete(provider, transcript, tools, persona: Persona, timeout, fallbacks: list[str]):
-    from widip.functions.llm.factory import fallback_reasons
-
-    with fallback_reasons(fallbacks):
-        return provider.complete(transcript, tools, want_confidence=persona.want_confidence, timeout=timeout)
 
 
 def _apply(conn: Connection, session: dict, persona: Persona, caller: Caller, transcript: list[Message],

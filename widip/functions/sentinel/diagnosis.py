@@ -207,8 +207,6 @@ def collect(pool, clients, incident: dict, members: list[dict], first_alert: dic
 def run_agent(pool, clients, provider, incident: dict, first_message: str, *, policy: Policy,
               llm_timeout: float, deadline: float | None = None) -> tuple[dict, str, str]:
     """(diagnosis, source, session id): the Sentinel session, ≤ 20 s, read-only tools, one retry on bad JSON."""
-    from widip.functions.llm.factory import fallback_reasons
-
     persona = get_persona("sentinel")
     caller = system_persona("sentinel")
     deadline = deadline or time.monotonic() + persona.budget_seconds
@@ -223,17 +221,15 @@ def run_agent(pool, clients, provider, incident: dict, first_message: str, *, po
         remaining = deadline - time.monotonic()
         if remaining <= 0.5:
             break
-        fallbacks: list[str] = []
         try:
-            with fallback_reasons(fallbacks):
-                completion = provider.complete(transcript, tools, json_schema=SCHEMA,
-                                               timeout=min(llm_timeout, remaining))
+            completion = provider.complete(transcript, tools, json_schema=SCHEMA, timeout=min(llm_timeout, remaining))
         except IntegrationError as exc:
             reason = f"LLM en erreur ({exc.message})"
             break
         transcript.append(completion.message())
         with transaction(pool) as conn:
-            add_event(conn, sid, "thinking", message="Analyse en cours…", fallback=bool(fallbacks) or None)
+            add_event(conn, sid, "thinking", message="Analyse en cours…",
+                      fallback=bool(completion.fallback_reasons) or None)
         if completion.tool_calls:
             for index, tool_call in enumerate(completion.tool_calls):
                 content = _run_read(pool, clients, sid, incident["id"], f"{sid}:{iteration}:{index}", tool_call,
