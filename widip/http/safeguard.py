@@ -7,8 +7,6 @@ Responses say what happens next in plain words. Every decision is taken by widip
 from __future__ import annotations
 
 from datetime import datetime
-from uuid import UUID
-
 
 from widip.messaging.relay import flush_outbox
 from widip.errors import Invalid, NotFound
@@ -70,11 +68,6 @@ OPENAPI_PATHS = {
 }
 
 
-def _json(row: dict) -> dict:
-    return {k: (v.isoformat() if isinstance(v, datetime) else str(v) if isinstance(v, UUID) else v)
-            for k, v in row.items()}
-
-
 def _item_id(value: str) -> int:
     if not value.isdigit() or len(value) > 18:
         raise Invalid(f"id must be a positive integer, got {value[:30]!r}")
@@ -98,7 +91,7 @@ class Requests(_Base):
         status = query_choice(req, "status", ("pending", "approved", "rejected", "expired"))
         with db.transaction(self._ctx.pool) as conn:
             rows = [r for r in calls.list_requests(conn, status) if _visible(r, reader)]
-        resp.media = {"requests": [_json(r) for r in rows]}
+        resp.media = {"requests": rows}
 
     def on_get_one(self, req, resp, item_id):
         reader = require_user(req, 1)
@@ -106,7 +99,7 @@ class Requests(_Base):
             request = calls.get_request(conn, _item_id(item_id))
         if not _visible(request, reader):
             raise NotFound(f"no SAFEGUARD request {item_id}")
-        resp.media = _json(request)
+        resp.media = request
 
     def on_post_approve(self, req, resp, item_id):
         approver = require_user(req, 1)
@@ -114,7 +107,7 @@ class Requests(_Base):
         with db.transaction(self._ctx.pool) as conn:
             request = calls.approve(conn, _item_id(item_id), approver, self._policy, body.get("comment", ""))
         flush_outbox()
-        resp.media = {**_json(request), "next": f"approved: {request['tool_name']} is queued to run now"}
+        resp.media = {**request, "next": f"approved: {request['tool_name']} is queued to run now"}
 
     def on_post_reject(self, req, resp, item_id):
         approver = require_user(req, 1)
@@ -122,14 +115,14 @@ class Requests(_Base):
         with db.transaction(self._ctx.pool) as conn:
             request = calls.reject(conn, _item_id(item_id), approver, self._policy, body["reason"])
         flush_outbox()
-        resp.media = {**_json(request), "next": "rejected: the action will not run; the agent is told why"}
+        resp.media = {**request, "next": "rejected: the action will not run; the agent is told why"}
 
 
 class Deferred(_Base):
     def on_get(self, req, resp):
         require_user(req, 3)
         with db.transaction(self._ctx.pool) as conn:
-            resp.media = {"deferred": [_json(r) for r in deferred.list_deferred(conn, query_choice(req, "status", deferred.STATUSES))]}
+            resp.media = {"deferred": deferred.list_deferred(conn, query_choice(req, "status", deferred.STATUSES))}
 
     def on_post_schedule(self, req, resp, item_id):
         human = require_user(req, 1)
@@ -140,28 +133,28 @@ class Deferred(_Base):
             raise Invalid("run_at must be an ISO 8601 date-time with a timezone") from None
         with db.transaction(self._ctx.pool) as conn:
             row = deferred.schedule(conn, _item_id(item_id), human, self._policy, run_at)
-        resp.media = {**_json(row), "next": f"will run at {row['run_at'].isoformat()} unless cancelled"}
+        resp.media = {**row, "next": f"will run at {row['run_at'].isoformat()} unless cancelled"}
 
     def on_post_cancel(self, req, resp, item_id):
         human = require_user(req, 1)
         body = read_json(req, COMMENT) if req.content_length else {}
         with db.transaction(self._ctx.pool) as conn:
             row = deferred.cancel(conn, _item_id(item_id), human, self._policy, body.get("comment", ""))
-        resp.media = {**_json(row), "next": "cancelled: it will not run"}
+        resp.media = {**row, "next": "cancelled: it will not run"}
 
     def on_post_refuse(self, req, resp, item_id):
         human = require_user(req, 1)
         body = read_json(req, REASON)
         with db.transaction(self._ctx.pool) as conn:
             row = deferred.refuse(conn, _item_id(item_id), human, self._policy, body["reason"])
-        resp.media = {**_json(row), "next": "refused: it will not run"}
+        resp.media = {**row, "next": "refused: it will not run"}
 
 
 class Config(_Base):
     def on_get(self, req, resp):
         require_user(req, 1)
         with db.transaction(self._ctx.pool) as conn:
-            resp.media = {"levels": [_json(r) for r in list_config(conn)]}
+            resp.media = {"levels": list_config(conn)}
 
     def on_put_tool(self, req, resp, tool):
         admin = require_user(req, 4)
@@ -172,7 +165,7 @@ class Config(_Base):
             audit.record(conn, actor=f"human:{admin.username}", actor_user_id=admin.user_id, action="config_changed",
                          tool_name=tool, level=body["level"], outcome=f"{row['previous_level']} -> {body['level']}",
                          reason=body["reason"] + (f" (persona {persona})" if persona else ""))
-        resp.media = {**_json(row), "next": f"{tool} is now {body['level']} for new calls"}
+        resp.media = {**row, "next": f"{tool} is now {body['level']} for new calls"}
 
 
 class Audit(_Base):
@@ -181,7 +174,7 @@ class Audit(_Base):
         since = query_datetime(req, "since")
         with db.transaction(self._ctx.pool) as conn:
             rows = audit.search(conn, tool=query_text(req, "tool"), user=query_text(req, "user"), since=since)
-        resp.media = {"audit": [_json(r) for r in rows]}
+        resp.media = {"audit": rows}
 
 
 def register(app, ctx):

@@ -181,31 +181,31 @@ class Windows:
         with db.transaction(self._ctx.pool) as conn:
             rows = maintenance.list_windows(conn, active_at=conn.execute("SELECT now() AS t").fetchone()["t"]
                                             if active else None)
-        resp.media = {"windows": views.json_safe(rows)}
+        resp.media = {"windows": rows}
 
     def on_post(self, req, resp):
         user = require_user(req, 2)
         body = read_json(req, maintenance.WINDOW_SCHEMA)
         with db.transaction(self._ctx.pool) as conn:
             row = maintenance.create(conn, body, actor=user.username)
-        resp.status, resp.media = falcon.HTTP_201, views.json_safe(row)
+        resp.status, resp.media = falcon.HTTP_201, row
         resp.location = f"/sentinel/maintenance-windows/{row['id']}"
 
     def on_get_one(self, req, resp, window_id):
         require_user(req, 1)
         with db.transaction(self._ctx.pool) as conn:
-            resp.media = views.json_safe(maintenance.get(conn, _window_id(window_id)))
+            resp.media = maintenance.get(conn, _window_id(window_id))
 
     def on_put_one(self, req, resp, window_id):
         require_user(req, 2)
         body = read_json(req, maintenance.UPDATE_SCHEMA)
         with db.transaction(self._ctx.pool) as conn:
-            resp.media = views.json_safe(maintenance.update(conn, _window_id(window_id), body))
+            resp.media = maintenance.update(conn, _window_id(window_id), body)
 
     def on_delete_one(self, req, resp, window_id):
         require_user(req, 2)
         with db.transaction(self._ctx.pool) as conn:
-            resp.media = {"deleted": views.json_safe(maintenance.delete(conn, _window_id(window_id)))}
+            resp.media = {"deleted": maintenance.delete(conn, _window_id(window_id))}
 
 
 def _window_id(value: str) -> int:

@@ -102,14 +102,3 @@ def validate_arguments(tool: Tool, arguments: Any) -> dict:
 def obj(properties: dict, required: tuple[str, ...] = ()) -> dict:
     """A closed JSON Schema object (the only kind tools accept)."""
     return {"type": "object", "additionalProperties": False, "properties": properties, "required": list(required)}
-
-
-def as_json(value: Any) -> Any:
-    """Handler results as JSON-safe data (our dataclasses all have to_dict)."""
-    if hasattr(value, "to_dict"):
-        return value.to_dict()
-    if isinstance(value, (list, tuple)):
-        return [as_json(v) for v in value]
-    if isinstance(value, dict):
-        return {k: as_json(v) for k, v in value.items()}
-    return value
