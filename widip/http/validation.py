@@ -40,16 +40,8 @@ def read_json(req: falcon.Request, schema: dict, *, storable: bool = True):
     if trouble and (storable or trouble.startswith("nested")):
         raise Invalid(trouble if not trouble.startswith("nested") else f"body: {trouble}")
     if not trouble:
-        check(body, schema)
+        untrusted.check(body, schema)
     return body
-
-
-def check(value, schema: dict, what: str = "body") -> None:
-    errors = sorted(untrusted.StrictValidator(schema).iter_errors(value), key=lambda e: list(e.absolute_path))
-    if errors:
-        first = errors[0]
-        where = "/".join(str(p) for p in first.absolute_path) or what
-        raise Invalid(f"{where}: {first.message}")
 
 
 # --- query parameters: present-but-blank or malformed is a 400, never silently ignored ----------

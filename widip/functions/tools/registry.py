@@ -91,11 +91,10 @@ def validate_arguments(tool: Tool, arguments: Any) -> dict:
     trouble = untrusted.problem(arguments)
     if trouble:
         raise Invalid(f"{tool.name}: arguments: {trouble}")
-    errors = sorted(untrusted.StrictValidator(tool.schema).iter_errors(arguments), key=lambda e: list(e.absolute_path))
-    if errors:
-        first = errors[0]
-        where = "/".join(str(p) for p in first.absolute_path) or "arguments"
-        raise Invalid(f"{tool.name}: {where}: {first.message}")
+    try:
+        untrusted.check(arguments, tool.schema, "arguments")
+    except Invalid as exc:
+        raise Invalid(f"{tool.name}: {exc.message}") from None
     return arguments
 
 
