@@ -16,7 +16,7 @@ from widip.functions.safeguard.notifications import APPROVER_LEVEL
 from widip.functions.safeguard.policy import LEVELS, list_config, policy_for, set_level
 from widip.http.auth import require_user
 from widip.http.openapi_doc import error, json_response, operation
-from widip.http.validation import query_choice, query_datetime, query_text, read_json
+from widip.http.validation import ROW_ID, query_choice, query_datetime, query_text, read_json
 
 COMMENT = {"type": "object", "additionalProperties": False, "properties": {"comment": {"type": "string", "maxLength": 2000}}}
 REASON = {"type": "object", "additionalProperties": False, "required": ["reason"],
@@ -68,12 +68,6 @@ OPENAPI_PATHS = {
 }
 
 
-def _item_id(value: str) -> int:
-    if not value.isdigit() or len(value) > 18:
-        raise Invalid(f"id must be a positive integer, got {value[:30]!r}")
-    return int(value)
-
-
 class _Base:
     def __init__(self, ctx):
         self._ctx = ctx
@@ -96,7 +90,7 @@ class Requests(_Base):
     def on_get_one(self, req, resp, item_id):
         reader = require_user(req, 1)
         with db.transaction(self._ctx.pool) as conn:
-            request = calls.get_request(conn, _item_id(item_id))
+            request = calls.get_request(conn, item_id)
         if not _visible(request, reader):
             raise NotFound(f"no SAFEGUARD request {item_id}")
         resp.media = request
@@ -105,7 +99,7 @@ class Requests(_Base):
         approver = require_user(req, 1)
         body = read_json(req, COMMENT) if req.content_length else {}
         with db.transaction(self._ctx.pool) as conn:
-            request = calls.approve(conn, _item_id(item_id), approver, self._policy, body.get("comment", ""))
+            request = calls.approve(conn, item_id, approver, self._policy, body.get("comment", ""))
         flush_outbox()
         resp.media = {**request, "next": f"approved: {request['tool_name']} is queued to run now"}
 
@@ -113,7 +107,7 @@ class Requests(_Base):
         approver = require_user(req, 1)
         body = read_json(req, REASON)
         with db.transaction(self._ctx.pool) as conn:
-            request = calls.reject(conn, _item_id(item_id), approver, self._policy, body["reason"])
+            request = calls.reject(conn, item_id, approver, self._policy, body["reason"])
         flush_outbox()
         resp.media = {**request, "next": "rejected: the action will not run; the agent is told why"}
 
@@ -132,21 +126,21 @@ class Deferred(_Base):
         except ValueError:
             raise Invalid("run_at must be an ISO 8601 date-time with a timezone") from None
         with db.transaction(self._ctx.pool) as conn:
-            row = deferred.schedule(conn, _item_id(item_id), human, self._policy, run_at)
+            row = deferred.schedule(conn, item_id, human, self._policy, run_at)
         resp.media = {**row, "next": f"will run at {row['run_at'].isoformat()} unless cancelled"}
 
     def on_post_cancel(self, req, resp, item_id):
         human = require_user(req, 1)
         body = read_json(req, COMMENT) if req.content_length else {}
         with db.transaction(self._ctx.pool) as conn:
-            row = deferred.cancel(conn, _item_id(item_id), human, self._policy, body.get("comment", ""))
+            row = deferred.cancel(conn, item_id, human, self._policy, body.get("comment", ""))
         resp.media = {**row, "next": "cancelled: it will not run"}
 
     def on_post_refuse(self, req, resp, item_id):
         human = require_user(req, 1)
         body = read_json(req, REASON)
         with db.transaction(self._ctx.pool) as conn:
-            row = deferred.refuse(conn, _item_id(item_id), human, self._policy, body["reason"])
+            row = deferred.refuse(conn, item_id, human, self._policy, body["reason"])
         resp.media = {**row, "next": "refused: it will not run"}
 
 
@@ -180,14 +174,14 @@ class Audit(_Base):
 def register(app, ctx):
     requests = Requests(ctx)
     app.add_route("/safeguard/requests", requests)
-    app.add_route("/safeguard/requests/{item_id}", requests, suffix="one")
-    app.add_route("/safeguard/requests/{item_id}/approve", requests, suffix="approve")
-    app.add_route("/safeguard/requests/{item_id}/reject", requests, suffix="reject")
+    app.add_route(f"/safeguard/requests/{{item_id:{ROW_ID}}}", requests, suffix="one")
+    app.add_route(f"/safeguard/requests/{{item_id:{ROW_ID}}}/approve", requests, suffix="approve")
+    app.add_route(f"/safeguard/requests/{{item_id:{ROW_ID}}}/reject", requests, suffix="reject")
     actions = Deferred(ctx)
     app.add_route("/safeguard/deferred", actions)
-    app.add_route("/safeguard/deferred/{item_id}/schedule", actions, suffix="schedule")
-    app.add_route("/safeguard/deferred/{item_id}/cancel", actions, suffix="cancel")
-    app.add_route("/safeguard/deferred/{item_id}/refuse", actions, suffix="refuse")
+    app.add_route(f"/safeguard/deferred/{{item_id:{ROW_ID}}}/schedule", actions, suffix="schedule")
+    app.add_route(f"/safeguard/deferred/{{item_id:{ROW_ID}}}/cancel", actions, suffix="cancel")
+    app.add_route(f"/safeguard/deferred/{{item_id:{ROW_ID}}}/refuse", actions, suffix="refuse")
     config = Config(ctx)
     app.add_route("/safeguard/config", config)
     app.add_route("/safeguard/config/{tool}", config, suffix="tool")

@@ -19,13 +19,13 @@ import json
 
 import falcon
 
-from widip.errors import Forbidden, Invalid, Unauthorized
+from widip.errors import Forbidden, Unauthorized
 from widip.functions import db, identity, job_table, readiness
 from widip.functions.sentinel import alerts, maintenance, pipeline, tracker, views
 from widip.http.auth import require_user
 from widip.http.jobs import accept_job
 from widip.http.openapi_doc import error, json_body, json_response, operation
-from widip.http.validation import query_bool, query_text, read_json
+from widip.http.validation import ROW_ID, query_bool, query_text, read_json
 from widip.messaging import door
 
 SCOPE = "webhook:observium"
@@ -194,24 +194,18 @@ class Windows:
     def on_get_one(self, req, resp, window_id):
         require_user(req, 1)
         with db.transaction(self._ctx.pool) as conn:
-            resp.media = maintenance.get(conn, _window_id(window_id))
+            resp.media = maintenance.get(conn, window_id)
 
     def on_put_one(self, req, resp, window_id):
         require_user(req, 2)
         body = read_json(req, maintenance.UPDATE_SCHEMA)
         with db.transaction(self._ctx.pool) as conn:
-            resp.media = maintenance.update(conn, _window_id(window_id), body)
+            resp.media = maintenance.update(conn, window_id, body)
 
     def on_delete_one(self, req, resp, window_id):
         require_user(req, 2)
         with db.transaction(self._ctx.pool) as conn:
-            resp.media = {"deleted": maintenance.delete(conn, _window_id(window_id))}
-
-
-def _window_id(value: str) -> int:
-    if not value.isdigit() or len(value) > 18:
-        raise Invalid(f"window id must be a positive integer, got {value[:30]!r}")
-    return int(value)
+            resp.media = {"deleted": maintenance.delete(conn, window_id)}
 
 
 def register(app, ctx):
@@ -223,4 +217,4 @@ def register(app, ctx):
     app.add_route("/sentinel/ticks", Ticks(ctx))
     windows = Windows(ctx)
     app.add_route("/sentinel/maintenance-windows", windows)
-    app.add_route("/sentinel/maintenance-windows/{window_id}", windows, suffix="one")
+    app.add_route(f"/sentinel/maintenance-windows/{{window_id:{ROW_ID}}}", windows, suffix="one")

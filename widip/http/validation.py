@@ -14,6 +14,11 @@ from widip.functions import untrusted
 
 #: Largest JSON body accepted (alerts and chat messages are far smaller).
 MAX_BODY_BYTES = 1024 * 1024
+#: Largest id PostgreSQL's bigint keys hold.
+BIGINT_MAX = 2**63 - 1
+#: Falcon route converter for a bigint primary key in a path, `{item_id:ROW_ID}`: anything else
+#: (text, 0, negative, too large) matches no route, so Falcon answers 404 before any SQL runs.
+ROW_ID = f"int(min=1, max={BIGINT_MAX})"
 _TRUE, _FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off")
 
 
