@@ -12,7 +12,6 @@ from widip.messaging.relay import flush_outbox
 from widip.errors import Invalid, NotFound
 from widip.functions import db
 from widip.functions.safeguard import audit, calls, deferred
-from widip.functions.safeguard.notifications import APPROVER_LEVEL
 from widip.functions.safeguard.policy import LEVELS, list_config, policy_for, set_level
 from widip.http.auth import require_user
 from widip.http.openapi_doc import error, json_response, operation
@@ -74,24 +73,19 @@ class _Base:
         self._policy = policy_for(ctx.settings)
 
 
-def _visible(request: dict, reader) -> bool:
-    """Approvers (N3+) see every request; others only those they caused."""
-    return reader.accreditation >= APPROVER_LEVEL or request["requester_user_id"] == reader.user_id
-
-
 class Requests(_Base):
     def on_get(self, req, resp):
         reader = require_user(req, 1)
         status = query_choice(req, "status", ("pending", "approved", "rejected", "expired"))
         with db.transaction(self._ctx.pool) as conn:
-            rows = [r for r in calls.list_requests(conn, status) if _visible(r, reader)]
+            rows = [r for r in calls.list_requests(conn, status) if calls.visible_to(r, reader)]
         resp.media = {"requests": rows}
 
     def on_get_one(self, req, resp, item_id):
         reader = require_user(req, 1)
         with db.transaction(self._ctx.pool) as conn:
             request = calls.get_request(conn, item_id)
-        if not _visible(request, reader):
+        if not calls.visible_to(request, reader):
             raise NotFound(f"no SAFEGUARD request {item_id}")
         resp.media = request
 

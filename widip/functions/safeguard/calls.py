@@ -20,6 +20,7 @@ from widip.functions import job_table, metrics, outbox
 from widip.functions.callers import Caller
 from widip.functions.db import Jsonb
 from widip.functions.safeguard import audit, gate, subject
+from widip.functions.safeguard.notifications import APPROVER_LEVEL
 from widip.functions.safeguard.policy import Policy, level_for, over_rate_limit
 from widip.functions.tools import scope
 from widip.functions.tools.registry import get_tool, validate_arguments
@@ -145,6 +146,12 @@ def list_requests(conn: Connection, status: str | None = None, limit: int = 100)
         return conn.execute("SELECT * FROM safeguard_requests WHERE status = %s ORDER BY id DESC LIMIT %s",
                             (status, limit)).fetchall()
     return conn.execute("SELECT * FROM safeguard_requests ORDER BY id DESC LIMIT %s", (limit,)).fetchall()
+
+
+def visible_to(request: dict, reader: Caller) -> bool:
+    """Whether `reader` may see a request: approvers (N3+) see every one, others only those they caused
+    (the API and the console both filter with it)."""
+    return reader.accreditation >= APPROVER_LEVEL or request["requester_user_id"] == reader.user_id
 
 
 def _check_decider(request: dict, decider: Caller, policy: Policy) -> None:
