@@ -10,7 +10,6 @@ Tests use `start_server(State().seed_demo())` from simulators/ldap_server.py in-
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import os
@@ -193,22 +192,18 @@ def main(argv: list[str] | None = None) -> None:
     """Run the stand-in as its own process (demo): LDAP, LDAPS and the HTTP control app."""
     from twisted.internet import reactor
 
-    from simulators.base import serve
+    from simulators.base import option, parse_args, serve
     from simulators.ldap_server import listen
     from simulators.tls import load_or_generate
 
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=3389)
-    parser.add_argument("--ldaps-port", type=int, default=3636)
-    parser.add_argument("--control-port", type=int, default=0)
-    parser.add_argument("--tls-dir", default="var/tls")
-    parser.add_argument("--service-user", default=os.environ.get("AD_USER") or DEMO_SERVICE_USER,
-                        help="DN, UPN or name of the help-desk service account (default: $AD_USER)")
-    parser.add_argument("--service-password", default=os.environ.get("AD_PASSWORD") or DEMO_SERVICE_PASSWORD,
-                        help="its password (default: $AD_PASSWORD)")
-    parser.add_argument("--empty", action="store_true", help="start without the demo users")
-    args = parser.parse_args(argv)
+    args = parse_args(__doc__.splitlines()[0], 3389, argv,
+                      option("--ldaps-port", type=int, default=3636), option("--control-port", type=int, default=0),
+                      option("--tls-dir", default="var/tls"),
+                      option("--service-user", default=os.environ.get("AD_USER") or DEMO_SERVICE_USER,
+                             help="DN, UPN or name of the help-desk service account (default: $AD_USER)"),
+                      option("--service-password", default=os.environ.get("AD_PASSWORD") or DEMO_SERVICE_PASSWORD,
+                             help="its password (default: $AD_PASSWORD)"),
+                      option("--empty", action="store_true", help="start without the demo users"))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
 
     state = State() if args.empty else State().seed_demo(args.service_user, args.service_password)

@@ -172,17 +172,10 @@ def make_app(state: State | None = None) -> falcon.App:
 
 
 def main(argv: list[str] | None = None) -> None:
-    import argparse
+    from simulators.base import option, run
 
-    from simulators.base import serve
-
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--port", type=int, default=8765)
-    parser.add_argument("--api-key", default=DEFAULT_API_KEY)
-    args = parser.parse_args(argv)
-    server = serve(make_app(State(args.api_key).seed_demo()), port=args.port)
-    print(f"anthropic simulator on {server.url}", flush=True)
-    server.thread.join()
+    run(__doc__.splitlines()[0], 8765, lambda args: make_app(State(args.api_key).seed_demo()),
+        "anthropic simulator on {url}", argv, option("--api-key", default=DEFAULT_API_KEY))
 
 
 if __name__ == "__main__":

@@ -8,11 +8,13 @@ real API's paths.
 
 from __future__ import annotations
 
+import argparse
 import logging
 import socketserver
 import threading
 import time
 from dataclasses import dataclass
+from typing import Callable
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 
@@ -93,9 +95,26 @@ def serve(app, host: str = "127.0.0.1", port: int = 0) -> RunningServer:
     return RunningServer(server, thread, f"http://{host}:{server.server_address[1]}")
 
 
-def serve_until_interrupted(app, host: str, port: int, banner: str) -> None:
-    """A simulator's `main()`: serve in the foreground, print where, stop on Ctrl-C."""
-    server = serve(app, host, port)
+def option(*flags: str, **kwargs) -> tuple[tuple[str, ...], dict]:
+    """One command-line option of a simulator, as `argparse.add_argument` takes it."""
+    return flags, kwargs
+
+
+def parse_args(description: str, port: int, argv: list[str] | None, *options, host: str = "127.0.0.1"):
+    """Every simulator's command line: --host, --port (its usual one), then its own `option(...)`s."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--host", default=host)
+    parser.add_argument("--port", type=int, default=port)
+    for flags, kwargs in options:
+        parser.add_argument(*flags, **kwargs)
+    return parser.parse_args(argv)
+
+
+def run(description: str, port: int, build: Callable[[argparse.Namespace], object], banner: str,
+        argv: list[str] | None = None, *options) -> None:
+    """An HTTP simulator's `main()`: parse its command line, build its app, serve until Ctrl-C."""
+    args = parse_args(description, port, argv, *options)
+    server = serve(build(args), args.host, args.port)
     print(banner.format(url=server.url), flush=True)
     try:
         server.thread.join()

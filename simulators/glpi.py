@@ -16,7 +16,6 @@ app token `sim-app-token`, user token `sim-user-token`.
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import re
@@ -498,17 +497,16 @@ def make_app(state: State | None = None) -> falcon.App:
 
 def main(argv: list[str] | None = None) -> None:
     """`python -m simulators.glpi --port 8670 --demo`: serve until interrupted."""
-    from simulators.base import serve_until_interrupted
+    from simulators.base import option, run
 
-    parser = argparse.ArgumentParser(description="Local GLPI legacy REST simulator")
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8670)
-    parser.add_argument("--demo", action="store_true", help="load the demo entities, users and tickets")
-    args = parser.parse_args(argv)
-    state = State()
-    if args.demo:
-        state.seed_demo()
-    serve_until_interrupted(make_app(state), args.host, args.port, "GLPI simulator: {url}" + PREFIX)
+    def build(args):
+        state = State()
+        if args.demo:
+            state.seed_demo()
+        return make_app(state)
+
+    run("Local GLPI legacy REST simulator", 8670, build, "GLPI simulator: {url}" + PREFIX, argv,
+        option("--demo", action="store_true", help="load the demo entities, users and tickets"))
 
 
 if __name__ == "__main__":

@@ -572,18 +572,12 @@ def make_app(state: State | None = None) -> falcon.App:
 
 def main(argv: list[str] | None = None) -> None:
     """`python -m simulators.observium --port 8102`: the demo story until interrupted."""
-    import argparse
+    from simulators.base import option, run
 
-    from simulators.base import serve_until_interrupted
-
-    parser = argparse.ArgumentParser(description="Local Observium API v0 simulator")
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8102)
-    parser.add_argument("--user", default=DEFAULT_USER)
-    parser.add_argument("--password", default=DEFAULT_PASSWORD)
-    args = parser.parse_args(argv)
-    serve_until_interrupted(make_app(State(user=args.user, password=args.password).seed_demo()), args.host,
-                            args.port, "Observium simulator: {url}/api/v0/")
+    run("Local Observium API v0 simulator", 8102,
+        lambda args: make_app(State(user=args.user, password=args.password).seed_demo()),
+        "Observium simulator: {url}/api/v0/", argv,
+        option("--user", default=DEFAULT_USER), option("--password", default=DEFAULT_PASSWORD))
 
 
 if __name__ == "__main__":

@@ -260,16 +260,9 @@ def make_app(state: State | None = None) -> falcon.App:
 
 
 def main(argv: list[str] | None = None) -> None:
-    import argparse
+    from simulators.base import run
 
-    from simulators.base import serve
-
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--port", type=int, default=11434)
-    args = parser.parse_args(argv)
-    server = serve(make_app(), port=args.port)
-    print(f"ollama simulator on {server.url}", flush=True)
-    server.thread.join()
+    run(__doc__.splitlines()[0], 11434, lambda args: make_app(), "ollama simulator on {url}", argv)
 
 
 if __name__ == "__main__":

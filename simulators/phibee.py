@@ -372,18 +372,13 @@ def make_app(state: State | None = None) -> falcon.App:
 
 def main(argv: list[str] | None = None) -> None:
     """`python -m simulators.phibee --port 8103`: the demo story until interrupted."""
-    import argparse
+    from simulators.base import option, run
 
-    from simulators.base import serve_until_interrupted
-
-    parser = argparse.ArgumentParser(description="Local Phibee Telecom simulator (proposed API)")
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8103)
-    parser.add_argument("--token", default=DEFAULT_TOKEN)
-    parser.add_argument("--test-duration", type=float, default=DEFAULT_TEST_DURATION_SECONDS)
-    args = parser.parse_args(argv)
-    state = State(token=args.token, test_duration_seconds=args.test_duration).seed_demo()
-    serve_until_interrupted(make_app(state), args.host, args.port, "Phibee simulator: {url}")
+    run("Local Phibee Telecom simulator (proposed API)", 8103,
+        lambda args: make_app(State(token=args.token, test_duration_seconds=args.test_duration).seed_demo()),
+        "Phibee simulator: {url}", argv,
+        option("--token", default=DEFAULT_TOKEN),
+        option("--test-duration", type=float, default=DEFAULT_TEST_DURATION_SECONDS))
 
 
 if __name__ == "__main__":

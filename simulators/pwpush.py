@@ -346,16 +346,14 @@ class _Version:
         resp.media = {"application_version": "1.60.0", "api_version": "2.0", "edition": "oss"}
 
 
-if __name__ == "__main__":  # pragma: no cover
-    import argparse
+def main(argv: list[str] | None = None) -> None:
     import os
 
-    from simulators.base import serve
+    from simulators.base import option, run
 
-    parser = argparse.ArgumentParser(description="Password Pusher simulator")
-    parser.add_argument("--port", type=int, default=8104)
-    parser.add_argument("--token", default=os.environ.get("MYSECRET_API_TOKEN"))
-    args = parser.parse_args()
-    server = serve(make_app(State().seed_demo(args.token)), port=args.port)
-    print(server.url, flush=True)
-    threading.Event().wait()
+    run("Password Pusher simulator", 8104, lambda args: make_app(State().seed_demo(args.token)), "{url}", argv,
+        option("--token", default=os.environ.get("MYSECRET_API_TOKEN")))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

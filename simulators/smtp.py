@@ -12,7 +12,6 @@ Maildir-aware client (mutt -f var/mail) or `ls var/mail/new`.
 
 from __future__ import annotations
 
-import argparse
 import email
 import email.policy
 import logging
@@ -173,17 +172,13 @@ def start_silent_server(host: str = DEFAULT_HOST) -> SilentServer:
 
 def main(argv: list[str] | None = None) -> None:
     """Run the sink in the foreground until SIGINT/SIGTERM (used by `make demo`)."""
-    parser = argparse.ArgumentParser(description="WIDIP SMTP sink (writes a Maildir)")
-    parser.add_argument("--maildir", default="var/mail")
-    parser.add_argument("--host", default=DEFAULT_HOST)
-    parser.add_argument("--port", type=int, default=2525)
-    parser.add_argument("--tls-cert")
-    parser.add_argument("--tls-key")
-    parser.add_argument("--require-starttls", action="store_true")
-    parser.add_argument("--implicit-tls", action="store_true")
-    parser.add_argument("--auth", action="append", default=[], metavar="USER:PASSWORD",
-                        help="accept this login (repeatable); AUTH becomes mandatory")
-    args = parser.parse_args(argv)
+    from simulators.base import option, parse_args
+
+    args = parse_args("WIDIP SMTP sink (writes a Maildir)", 2525, argv,
+                      option("--maildir", default="var/mail"), option("--tls-cert"), option("--tls-key"),
+                      option("--require-starttls", action="store_true"), option("--implicit-tls", action="store_true"),
+                      option("--auth", action="append", default=[], metavar="USER:PASSWORD",
+                             help="accept this login (repeatable); AUTH becomes mandatory"), host=DEFAULT_HOST)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     logging.getLogger("mail.log").setLevel(logging.WARNING)  # aiosmtpd logs every SMTP command at INFO
     users = dict(item.split(":", 1) for item in args.auth)

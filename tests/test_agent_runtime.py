@@ -204,16 +204,14 @@ def _new_session(conn, message="statut du ticket 1"):
 
 
 def _step(settings, sid, provider):
-    from datetime import timedelta
-
     from widip.functions import db
     from widip.functions.agent import runtime
     from widip.functions.safeguard.policy import load_policy
 
     pool = db.make_pool(settings.database_url)
     try:
-        return runtime.step(pool, sid, provider, policy=load_policy(settings.policy_dir),
-                            approval_ttl=timedelta(hours=1), llm_timeout=5)
+        return runtime.step(pool, sid, provider, policy=load_policy(settings.policy_dir, approval_ttl_hours=1),
+                            llm_timeout=5)
     finally:
         pool.close()
 

@@ -7,7 +7,6 @@ its ticket creation is in flight.
 """
 
 import time
-from datetime import timedelta
 
 import dramatiq
 import httpx
@@ -28,9 +27,8 @@ TICKET = {"title": "Lien fibre coupé - EHPAD Les Tilleuls",
 
 
 def propose_ticket(conn) -> dict:
-    call = calls.propose(conn, tool_name="glpi_create_ticket", arguments=TICKET,
-                         caller=system_persona("notificateur"), policy=POLICY, approval_ttl=timedelta(hours=24),
-                         dependency="glpi", reason="incident Sentinel")
+    call = calls.propose(conn, calls.Proposal("glpi_create_ticket", TICKET, system_persona("notificateur"),
+                                              dependency="glpi", reason="incident Sentinel"), POLICY)
     assert (call["level"], call["decision"], call["status"]) == ("L2", "notify", "ready")
     return call
 

@@ -90,6 +90,7 @@ class FakeRules:
     """The rules side of a fallback: answers a fixed French text and remembers it was asked."""
 
     name = "rules"
+    local = False
 
     def __init__(self):
         self.history = []

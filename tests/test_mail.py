@@ -310,38 +310,3 @@ def test_glpi_down_and_recovery_templates_are_french():
     assert "Échecs consécutifs du contrôle de santé : 2" in down_body and "rejouées" in down_body
     assert up_subject == "[WIDIP] Rétablissement : GLPI de nouveau disponible"
     assert "environ 12 minutes" in up_body
-
-
-def test_incident_notification_summarises_the_diagnosis_and_says_when_the_ticket_is_pending():
-    kwargs = dict(responsabilite="opérateur (Phibee)", severite="majeure", resume="Lien fibre coupé.",
-                  actions=["Ouvrir un incident Phibee", "Prévenir l'EHPAD"])
-    subject, pending = mail_templates.incident_notification("RTR-EHPAD-LILAS", **kwargs)
-    _, created = mail_templates.incident_notification("RTR-EHPAD-LILAS", ticket_id=1234, **kwargs)
-
-    assert subject == "[WIDIP] Incident majeure : RTR-EHPAD-LILAS"
-    assert "Responsabilité : opérateur (Phibee)" in pending and "- Prévenir l'EHPAD" in pending
-    assert "ticket en attente (GLPI indisponible)" in pending
-    assert "ticket GLPI n° 1234" in created and "GLPI indisponible" not in created
-
-
-def test_password_reset_mail_carries_a_link_and_expiry_never_a_password():
-    subject, body = mail_templates.password_reset_link("Marie Durand", "https://pwpush.widip.fr/p/abc123", 30)
-
-    assert subject == "[WIDIP] Réinitialisation de votre mot de passe"
-    assert "https://pwpush.widip.fr/p/abc123" in body and "expire dans 30 minutes" in body
-    assert "changez-le à la première connexion" in body
-    with pytest.raises(TypeError):
-        mail_templates.password_reset_link("Marie", "https://x", 30, password="P@ss")  # type: ignore[call-arg]
-
-
-def test_unlock_and_approval_templates_name_what_matters():
-    unlock_subject, unlock_body = mail_templates.account_unlock_confirmation("Marie Durand", "mdurand")
-    approval_subject, approval_body = mail_templates.approval_needed(
-        tool="ad_reset_password", level="L3", request_id="req-9", requested_by="Assist (ticket 1234)",
-        reason="Mot de passe oublié, demandeur vérifié.")
-
-    assert unlock_subject == "[WIDIP] Votre compte a été déverrouillé" and "mdurand" in unlock_body
-    assert approval_subject == "[WIDIP] Validation requise : ad_reset_password (L3)"
-    for fact in ("Outil : ad_reset_password", "Niveau : L3", "Demande n° : req-9",
-                 "Demandée par : Assist (ticket 1234)", "Mot de passe oublié"):
-        assert fact in approval_body

@@ -2,7 +2,6 @@
 
 import json
 import time
-from datetime import timedelta
 
 import dramatiq
 import falcon
@@ -120,9 +119,9 @@ def test_monitoring_counts_queues_outbox_approvals_devices_and_pipeline_markers(
     asker = identity.create_user(conn, username="asker", password="correct-horse-battery-staple", accreditation_level=1)
     set_access(conn, asker.id, AccessRights(acces_glpi=True, clients_autorises=("*",), categories_tickets=("*",)),
                actor="test")
-    calls.propose(conn, tool_name="glpi_create_ticket", arguments={"title": "Imprimante", "content": "HS"},
-                  caller=Caller(kind="ai", username="wibot", persona="wibot", on_behalf_of=asker.id, accreditation=1),
-                  policy=POLICY, approval_ttl=timedelta(hours=24))
+    calls.propose(conn, calls.Proposal(
+        "glpi_create_ticket", {"title": "Imprimante", "content": "HS"},
+        Caller(kind="ai", username="wibot", persona="wibot", on_behalf_of=asker.id, accreditation=1)), POLICY)
     # Sentinel's device tracker and pipeline markers
     redis_client.hset("workflow:device_down:42", mapping={"first_seen": "2025-01-01T10:00:00", "duration_minutes": "25",
                                                           "alert_sent": "1"})
@@ -169,8 +168,8 @@ def test_monitoring_answers_quickly(web, conn):
 def test_an_interrupted_action_with_an_unknown_outcome_is_listed_for_a_human(web, conn):
     from widip.functions.callers import system_persona
 
-    call = calls.propose(conn, tool_name="smtp_send_email", arguments={"to": ["a@widip.fr"], "subject": "s", "body": "b"},
-                         caller=system_persona("notificateur"), policy=POLICY, approval_ttl=timedelta(hours=1))
+    call = calls.propose(conn, calls.Proposal("smtp_send_email", {"to": ["a@widip.fr"], "subject": "s", "body": "b"},
+                                              system_persona("notificateur")), POLICY)
     conn.execute("UPDATE tool_calls SET status = 'unknown_outcome', error = 'outcome unknown', finished_at = now() "
                  "WHERE id = %s", (call["id"],))
     report = get(web, token_for(conn, "tech", 1)).json

@@ -1,6 +1,7 @@
 """SAFEGUARD with the real database and the GLPI simulator: proposals, approvals, deferred actions,
 audit, and exactly-once execution of approved calls."""
 
+import dataclasses
 import threading
 from datetime import datetime, timedelta, timezone
 
@@ -17,7 +18,6 @@ from widip.functions.safeguard.policy import load_policy, set_level
 from widip.functions.integrations.clients import Clients
 
 POLICY = load_policy(PROJECT_ROOT / "policy")
-TTL = timedelta(hours=24)
 TECH = Caller(kind="human", username="tech", accreditation=1, user_id=3)
 APPROVER = Caller(kind="human", username="approver", accreditation=3, user_id=2)
 ADMIN = Caller(kind="human", username="admin", accreditation=4, user_id=1)
@@ -47,7 +47,7 @@ def clients(integrated_settings, redis_client):
 
 
 def propose(conn, tool, args, caller, **kw):
-    return calls.propose(conn, tool_name=tool, arguments=args, caller=caller, policy=POLICY, approval_ttl=TTL, **kw)
+    return calls.propose(conn, calls.Proposal(tool, args, caller, **kw), POLICY)
 
 
 def tickets_created(glpi):
@@ -102,8 +102,8 @@ def test_a_rejected_call_never_runs_and_the_reason_is_kept(conn, pool, clients, 
 
 
 def test_an_expired_request_can_no_longer_be_approved_and_never_runs(conn, pool, clients, glpi):
-    call = calls.propose(conn, tool_name="glpi_create_ticket", arguments=TICKET, caller=WIBOT_FOR_TECH,
-                         policy=POLICY, approval_ttl=timedelta(seconds=0))
+    call = calls.propose(conn, calls.Proposal("glpi_create_ticket", TICKET, WIBOT_FOR_TECH),
+                         dataclasses.replace(POLICY, approval_ttl=timedelta(seconds=0)))
     with pytest.raises(Conflict, match="expired"):
         calls.approve(conn, call["request_id"], APPROVER, POLICY)
     assert [r["id"] for r in calls.expire_pending(conn)] == [call["request_id"]]

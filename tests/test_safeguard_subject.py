@@ -3,7 +3,6 @@ only to the verified requester's own account, wraps only that account's secret h
 requester, and closes only after the write was read back. A refusal is audited and hands the ticket over."""
 
 import json
-from datetime import timedelta
 
 import pytest
 
@@ -18,7 +17,7 @@ from widip.functions.callers import system_persona
 from widip.functions.safeguard import calls
 from widip.functions.safeguard.policy import load_policy
 
-POLICY = load_policy(PROJECT_ROOT / "policy")
+POLICY = load_policy(PROJECT_ROOT / "policy", approval_ttl_hours=1)
 ASSIST = system_persona("assist")
 HANDLE = "sh_" + "A" * 32
 
@@ -30,8 +29,8 @@ def bound_session(conn, decision="auto", ticket_id=1):
 
 
 def propose(conn, tool, arguments, session_id):
-    return calls.propose(conn, tool_name=tool, arguments=arguments, caller=ASSIST, policy=POLICY,
-                         approval_ttl=timedelta(hours=1), confidence=0.9, session_id=session_id)
+    return calls.propose(conn, calls.Proposal(tool, arguments, ASSIST, confidence=0.9, session_id=session_id),
+                         POLICY)
 
 
 def test_a_write_on_another_account_is_refused_audited_and_hands_the_ticket_over(conn):

@@ -37,7 +37,7 @@ def opened(env, observium, device_id: int, now=None):
 
 def run(env, provider, incident_id, now=None):
     return diagnosis.diagnose(env.pool, env.redis, env.clients, provider, incident_id, policy=env.policy,
-                              approval_ttl=env.ttl, llm_timeout=5.0, now=now)
+                              llm_timeout=5.0, now=now)
 
 
 def test_the_evidence_is_read_through_the_gate_with_its_sources_and_the_rules_blame_the_operator(env, observium,

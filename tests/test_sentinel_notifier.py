@@ -19,13 +19,12 @@ def diagnosed(env, observium, device_id: int = 301) -> int:
     observium.state.set_down(device_id, since_seconds=600)
     incident_id = ingest(env, observium.state.webhook_body(device_id, now=now.timestamp()), now).incident_id
     diagnosis.diagnose(env.pool, env.redis, env.clients, RulesProvider(), incident_id, policy=env.policy,
-                       approval_ttl=env.ttl, llm_timeout=5.0)
+                       llm_timeout=5.0)
     return incident_id
 
 
 def notify(env, incident_id):
-    return notifier.notify(env.pool, env.redis, env.clients, env.settings, incident_id, policy=env.policy,
-                           approval_ttl=env.ttl)
+    return notifier.notify(env.pool, env.redis, env.clients, env.settings, incident_id, policy=env.policy)
 
 
 def calls_of(env, incident_id, purpose=None):
@@ -88,7 +87,7 @@ def test_glpi_down_holds_the_ticket_in_the_outbox_and_the_mail_says_it_is_pendin
     env.redis.set("glpi_health_status", "ok")  # recovery: the relayed call runs (twice: redelivery), once in GLPI
     for _ in range(2):
         tool_runs.run_call(env.pool, str(held[0]["kwargs"]["call_id"]), env.clients)
-    assert notifier.sync(env.pool, incident_id, policy=env.policy, approval_ttl=env.ttl) == ["ticket_id"]
+    assert notifier.sync(env.pool, incident_id, policy=env.policy) == ["ticket_id"]
     tickets = [t for t in glpi.state.items["Ticket"].values() if t["name"].startswith("[Sentinel]")]
     assert len(tickets) == 1
     with db.transaction(env.pool) as conn:
@@ -104,14 +103,14 @@ def test_late_devices_are_batched_and_the_recovery_becomes_follow_ups_on_the_sam
     late = ingest(env, observium.state.webhook_body(303, now=now.timestamp()), now)
     assert late.outcome == "correlated" and late.sync and late.incident_id == incident_id
     # Batched: nothing while devices may still be joining, then one follow-up for all of them.
-    assert notifier.sync(env.pool, incident_id, policy=env.policy, approval_ttl=env.ttl, now=now) == []
-    assert notifier.sync(env.pool, incident_id, policy=env.policy, approval_ttl=env.ttl,
+    assert notifier.sync(env.pool, incident_id, policy=env.policy, now=now) == []
+    assert notifier.sync(env.pool, incident_id, policy=env.policy,
                          now=now + notifier.ADDITIONS_BATCH) == ["additions"]
     for device_id in (301, 303):
         observium.state.set_up(device_id)
         ingest(env, observium.state.webhook_body(device_id, "RECOVER", now=now.timestamp() + 60), now)
-    assert notifier.sync(env.pool, incident_id, policy=env.policy, approval_ttl=env.ttl) == ["recovery"]
-    assert notifier.sync(env.pool, incident_id, policy=env.policy, approval_ttl=env.ttl) == []
+    assert notifier.sync(env.pool, incident_id, policy=env.policy) == ["recovery"]
+    assert notifier.sync(env.pool, incident_id, policy=env.policy) == []
     done = run_pending(env, "glpi_add_ticket_followup")
     assert [c["status"] for c in done] == ["done", "done"]
     followups = [f["content"] for f in glpi.state.items["ITILFollowup"].values() if f["items_id"] == ticket_id]

@@ -25,7 +25,7 @@ def env(integrated_settings, redis_client):
     pool = db.make_pool(settings.database_url, max_size=12)
     clients = Clients(settings, redis_client)
     yield SimpleNamespace(settings=settings, pool=pool, redis=redis_client, clients=clients,
-                          policy=load_policy(settings.policy_dir), ttl=timedelta(hours=24))
+                          policy=load_policy(settings.policy_dir))
     clients.close()
     pool.close()
 

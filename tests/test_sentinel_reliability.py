@@ -51,7 +51,7 @@ class _GlpiThenTimeLimit:
 
 def notify(env, incident_id, now, clients=None):
     return notifier.notify(env.pool, env.redis, clients or env.clients, env.settings, incident_id,
-                           policy=env.policy, approval_ttl=env.ttl, now=now)
+                           policy=env.policy, now=now)
 
 
 def incident(env, incident_id):
@@ -109,7 +109,7 @@ def test_a_worker_killed_during_the_ticket_still_mails_the_team_exactly_once(env
     ticket_call = calls_of(env, incident_id, "ticket")[0]
     done = tool_runs.run_call(env.pool, str(ticket_call["id"]), env.clients).call
     assert done["status"] == "done" and done["result"]["created"] is False
-    assert notifier.sync(env.pool, incident_id, policy=env.policy, approval_ttl=env.ttl) == ["ticket_id"]
+    assert notifier.sync(env.pool, incident_id, policy=env.policy) == ["ticket_id"]
     [ticket] = sentinel_tickets(glpi)
     assert incident(env, incident_id)["ticket_id"] == ticket["id"]
     with db.transaction(env.pool) as conn:
@@ -156,9 +156,9 @@ def test_a_held_ticket_that_fails_on_recovery_is_synced_once_then_left_out(env, 
     finally:
         glpi_fault(glpi, clear=True)
     assert attention(env)["sync"] == [old_id]  # once more, to record the failure
-    assert notifier.sync(env.pool, old_id, policy=env.policy, approval_ttl=env.ttl) == ["ticket_failed"]
+    assert notifier.sync(env.pool, old_id, policy=env.policy) == ["ticket_failed"]
     assert attention(env)["sync"] == []
-    assert notifier.sync(env.pool, old_id, policy=env.policy, approval_ttl=env.ttl) == []
+    assert notifier.sync(env.pool, old_id, policy=env.policy) == []
 
     # A late device on that incident does not bring it back (no ticket to post on); a newer incident is synced
     now = datetime.now(timezone.utc)
@@ -181,7 +181,7 @@ def test_a_read_the_diagnosis_gave_up_on_is_closed_and_not_rerun_by_the_stuck_ca
     httpx.post(observium.url + "/_sim/fault", json={"status": 503}, timeout=5).raise_for_status()
     try:
         outcome = diagnosis.diagnose(env.pool, env.redis, env.clients, RulesProvider(), incident_id,
-                                     policy=env.policy, approval_ttl=env.ttl, llm_timeout=5.0)
+                                     policy=env.policy, llm_timeout=5.0)
     finally:
         httpx.post(observium.url + "/_sim/fault", json={}, timeout=5).raise_for_status()
     assert outcome.diagnosis["responsibility"] in diagnosis.RESPONSIBILITIES

@@ -16,7 +16,7 @@ from widip.functions.sentinel import notifier, tracker
 
 def tick(env, now=None, **overrides):
     settings = env.settings.with_overrides(**overrides) if overrides else env.settings
-    return tracker.tick(env.pool, env.redis, env.clients, settings, policy=env.policy, approval_ttl=env.ttl, now=now)
+    return tracker.tick(env.pool, env.redis, env.clients, settings, policy=env.policy, now=now)
 
 
 def requests(env):
@@ -77,7 +77,7 @@ def test_a_device_under_threshold_gets_no_request_and_recovery_clears_the_tracke
     with db.transaction(env.pool) as conn:
         assert conn.execute("SELECT ended_at FROM device_down_episodes WHERE device_id = '204'").fetchone()["ended_at"]
         assert conn.execute("SELECT status FROM incidents WHERE id = %s", (incident_id,)).fetchone()["status"] == "recovered"
-    assert notifier.sync(env.pool, incident_id, policy=env.policy, approval_ttl=env.ttl) == ["recovery"]
+    assert notifier.sync(env.pool, incident_id, policy=env.policy) == ["recovery"]
     followup = [c for c in _calls(env) if c["tool_name"] == "glpi_add_ticket_followup"][0]
     assert followup["arguments"]["ticket_id"] == 1 and "Rétablissement" in followup["arguments"]["content"]
     assert json.loads(env.redis.get("widip:sentinel:last_tick"))["ok"] is True

@@ -2,8 +2,6 @@
 cannot read another clinic's ticket or AD card, directly over HTTP or through WIBOT, and lists come
 back filtered to their clients and ticket categories (GLPI and AD simulators, real database)."""
 
-from datetime import timedelta
-
 import pytest
 
 from widip.config import PROJECT_ROOT
@@ -15,7 +13,7 @@ from widip.functions.safeguard import calls
 from widip.functions.safeguard import runs as tool_runs
 from widip.functions.safeguard.policy import load_policy
 
-POLICY = load_policy(PROJECT_ROOT / "policy")
+POLICY = load_policy(PROJECT_ROOT / "policy", approval_ttl_hours=1)
 #: The seed's technician: two care homes, three ticket categories.
 TECH_RIGHTS = AccessRights(acces_glpi=True, clients_autorises=("EHPAD Les Tilleuls", "EHPAD Saint-Joseph"),
                            categories_tickets=("Mot de passe", "Déblocage", "Imprimante"))
@@ -38,8 +36,7 @@ def clients(directory_settings, redis_client):
 
 
 def run(conn, pool, clients, tool, args, caller):
-    call = calls.propose(conn, tool_name=tool, arguments=args, caller=caller, policy=POLICY,
-                         approval_ttl=timedelta(hours=1))
+    call = calls.propose(conn, calls.Proposal(tool, args, caller), POLICY)
     if call["status"] != "ready":
         return call
     return tool_runs.run_call(pool, str(call["id"]), clients).call

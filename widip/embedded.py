@@ -35,15 +35,6 @@ class EmbeddedServers:
             except Exception:  # noqa: BLE001 - stopping must stop the other one too
                 logger.exception("could not stop embedded %s", name)
 
-    def stop_redis(self) -> None:
-        """Stop only Valkey (fault-injection tests)."""
-        self._valkey.stop()
-
-    def start_redis(self) -> None:
-        """Start Valkey again on the same port and data."""
-        self._valkey._desired_port = self._valkey.port
-        self._valkey.start()
-
 
 def start_postgres(data_dir: Path):
     """Start (initialising if needed) PostgreSQL in `data_dir`; returns the server handle."""

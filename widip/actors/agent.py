@@ -21,7 +21,7 @@ def continue_session(session_id: str) -> None:
     if session["status"] in runtime.SESSION_FINAL:
         return
     provider = provider_for(settings_for_persona(d.settings, session["persona"]))
-    door.send_llm(step_job.KIND, session_id, session["persona"], remote=not getattr(provider, "local", False))
+    door.send_llm(step_job.KIND, session_id, session["persona"], remote=not provider.local)
 
 
 @actor(job_table.SWEEP_SESSIONS, max_retries=0, time_limit=30_000)

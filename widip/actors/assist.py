@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 from widip.actors import actor
 from widip.deps import deps
 from widip.functions import job_table
 from widip.messaging.relay import flush_outbox
 from widip.functions.assist import cycle as assist
 from widip.functions.assist import handover
-from widip.functions.safeguard.policy import load_policy
+from widip.functions.safeguard.policy import policy_for
 
 
 @actor(job_table.RUN_ASSIST_CYCLE, max_retries=0, time_limit=120_000)
@@ -29,8 +27,7 @@ def run_assist_cycle() -> dict:
 def assist_hand_over(session_id: str, reason: str) -> dict:
     """Post the private hand-over follow-up (and the accounts-group assignment) through the gate."""
     d = deps()
-    rows = handover.post(d.pool, session_id, reason, policy=load_policy(d.settings.policy_dir),
-                         approval_ttl=timedelta(hours=d.settings.approval_ttl_hours),
+    rows = handover.post(d.pool, session_id, reason, policy=policy_for(d.settings),
                          accounts_group_id=d.settings.assist_accounts_group_id)
     flush_outbox()
     return {"session_id": session_id, "calls": [r["status"] for r in rows]}

@@ -13,14 +13,18 @@ from __future__ import annotations
 
 import logging
 import os
-from datetime import timedelta
 
 from widip.actors import actor
 from widip.deps import deps
 from widip.functions import db, job_table
 from widip.functions.llm.factory import provider_for
+<<<<<<< HEAD
 from widip.functions.safeguard.policy import load_policy
 from widip.functions.sentinel import alerts, diagnosis_job, inventory, notifier, pipeline, tracker
+=======
+from widip.functions.safeguard.policy import policy_for
+from widip.functions.sentinel import alerts, diagnosis_job, notifier, pipeline, tracker
+>>>>>>> structure
 from widip.messaging import door
 from widip.messaging.relay import flush_outbox
 
@@ -31,14 +35,6 @@ logger = logging.getLogger(__name__)
 CORRELATION_HOLD_MS = int(float(os.environ.get("SENTINEL_HOLD_SECONDS") or 30) * 1000)
 #: A re-send of a stuck diagnosis or notification at most this often per incident.
 RESEND_GUARD_SECONDS = 300
-
-
-def _policy(settings):
-    return load_policy(settings.policy_dir)
-
-
-def _ttl(settings) -> timedelta:
-    return timedelta(hours=settings.approval_ttl_hours)
 
 
 @actor(job_table.PROCESS_ALERT, max_retries=5, min_backoff=1_000, max_backoff=60_000, time_limit=60_000,
@@ -62,7 +58,7 @@ def process_alert(alert_id: int) -> dict:
 def start_diagnosis(incident_id: int) -> None:
     """Queue the diagnosis on the Sentinel LLM priority class."""
     provider = provider_for(deps().settings)
-    door.send_llm(diagnosis_job.KIND, str(incident_id), "sentinel", remote=not getattr(provider, "local", False))
+    door.send_llm(diagnosis_job.KIND, str(incident_id), "sentinel", remote=not provider.local)
 
 
 #: Entity lookup + inline GLPI ticket (each ≤ 2 × INTEGRATION_TIMEOUT_SECONDS with a session to open) + DB work.
@@ -75,8 +71,7 @@ NOTIFY_TIME_LIMIT_MS = 120_000
 def notify_incident(incident_id: int) -> dict:
     d = deps()
     try:
-        result = notifier.notify(d.pool, d.redis, d.clients, d.settings, incident_id, policy=_policy(d.settings),
-                                 approval_ttl=_ttl(d.settings))
+        result = notifier.notify(d.pool, d.redis, d.clients, d.settings, incident_id, policy=policy_for(d.settings))
     except Exception:
         notifier.count_error()
         raise
@@ -88,7 +83,7 @@ def notify_incident(incident_id: int) -> dict:
 @actor(job_table.SYNC_INCIDENT, max_retries=3, time_limit=30_000)
 def sync_incident(incident_id: int) -> list:
     d = deps()
-    posted = notifier.sync(d.pool, incident_id, policy=_policy(d.settings), approval_ttl=_ttl(d.settings))
+    posted = notifier.sync(d.pool, incident_id, policy=policy_for(d.settings))
     flush_outbox()
     return posted
 
@@ -97,8 +92,7 @@ def run_tick() -> dict:
     d = deps()
     if not d.settings.observium_url:
         return {"skipped": "OBSERVIUM_URL is not set"}
-    result = tracker.tick(d.pool, d.redis, d.clients, d.settings, policy=_policy(d.settings),
-                          approval_ttl=_ttl(d.settings))
+    result = tracker.tick(d.pool, d.redis, d.clients, d.settings, policy=policy_for(d.settings))
     flush_outbox()  # effects held for GLPI go out now if it is back
     with db.transaction(d.pool) as conn:
         due = notifier.needing_attention(conn)["sync"]

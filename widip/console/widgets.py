@@ -19,7 +19,6 @@ from widip.functions.safeguard.notifications import APPROVER_LEVEL
 from widip.functions.safeguard.policy import LEVELS, list_config
 from widip.functions.sentinel import maintenance, views
 from widip.functions.wibot import conversations as wibot_conversations
-from widip.http.safeguard import _visible
 
 PERSONAS = ("sentinel", "notificateur", "assist", "wibot")
 #: How many GLPI probes the monitoring chart draws (one every 30 s: the last hour).
@@ -82,7 +81,7 @@ def approvers(ctx) -> list[str]:
 
 def requests(ctx, caller, req) -> dict:
     with db.transaction(ctx.pool) as conn:
-        rows = [r for r in calls.list_requests(conn, "pending") if _visible(r, caller)]
+        rows = [r for r in calls.list_requests(conn, "pending") if calls.visible_to(r, caller)]
         names = user_names(conn, [r["requester_user_id"] for r in rows])
     return {"requests": rows, "names": names, "can_decide": caller.accreditation >= APPROVER_LEVEL, "now": _now()}
 

@@ -3,7 +3,8 @@
 PostgreSQL cannot store a NUL character in text or jsonb, nor a lone UTF-16 surrogate (not valid
 UTF-8), and very deep nesting exhausts Python's recursion in the JSON encoder and in jsonschema.
 `problem` names the first such defect so callers answer 400; `scrub` makes a value storable anyway,
-for the audit row that records the refusal.
+for the audit row that records the refusal. `check` is the one JSON Schema validation, for HTTP
+bodies and tool arguments alike.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ import re
 from typing import Any
 
 from jsonschema import Draft202012Validator, validators
+
+from widip.errors import Invalid
 
 #: Deepest nesting accepted; real bodies and tool arguments stay under 6.
 MAX_DEPTH = 32
@@ -26,6 +29,16 @@ def _is_integer(checker, value) -> bool:
 #: client bug to report (400), not a value to store.
 StrictValidator = validators.extend(
     Draft202012Validator, type_checker=Draft202012Validator.TYPE_CHECKER.redefine("integer", _is_integer))
+
+
+def check(value: Any, schema: dict, what: str = "body") -> None:
+    """Raise Invalid naming the first place `value` breaks `schema` ("path: message"; `what` when the
+    problem is the value as a whole)."""
+    errors = sorted(StrictValidator(schema).iter_errors(value), key=lambda e: list(e.absolute_path))
+    if errors:
+        first = errors[0]
+        where = "/".join(str(p) for p in first.absolute_path) or what
+        raise Invalid(f"{where}: {first.message}")
 
 
 def problem(value: Any, *, max_depth: int = MAX_DEPTH) -> str | None:

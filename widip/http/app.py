@@ -9,15 +9,19 @@ imports no actor module: it enqueues through the one door (widip/messaging/door.
 
 from __future__ import annotations
 
+import functools
+import json
 import logging
 from dataclasses import dataclass, field
 
 import dramatiq
 import falcon
+import falcon.media
 
 from widip import deps as process_deps
 from widip import wiring
 from widip.config import Settings
+from widip.functions.jsonable import json_default
 from widip.http import (agent, assist, console, conversations, documents, health, inventory, jobs, llm, metrics,
                         monitoring, openapi, safeguard, sentinel, tools, users)
 from widip.http.auth import Authenticate
@@ -57,9 +61,15 @@ def build_context(settings: Settings) -> AppContext:
     return context
 
 
+#: Responses (and error bodies) in JSON: database rows go out as they are, datetimes, UUIDs and
+#: decimals written by the one converter (widip/functions/jsonable.py).
+JSON_HANDLER = falcon.media.JSONHandler(dumps=functools.partial(json.dumps, ensure_ascii=False, default=json_default))
+
+
 def create_app(ctx: AppContext) -> falcon.App:
     app = falcon.App(middleware=[RequestId(), Authenticate(ctx)])
     app.req_options.strip_url_path_trailing_slash = True
+    app.resp_options.media_handlers[falcon.MEDIA_JSON] = JSON_HANDLER
     register_error_handlers(app)
     for module in RESOURCE_MODULES:
         module.register(app, ctx)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from widip.errors import Invalid, NotFound
 from widip.functions import clock, db
 from widip.functions.safeguard import audit
-from widip.functions.sentinel import inventory, views
+from widip.functions.sentinel import inventory
 from widip.http.auth import require_user
 from widip.http.openapi_doc import error, json_response, operation
 from widip.http.validation import read_json
@@ -46,7 +46,7 @@ class Inventory:
             found = inventory.lookup(conn, device_id=None, hostname=_hostname(hostname))
         if found is None:
             raise NotFound(f"no device {hostname[:100]} in the inventory")
-        resp.media = views.json_safe(found)
+        resp.media = found
 
     def on_put_device(self, req, resp, hostname):
         user = require_user(req, 3)
@@ -57,7 +57,7 @@ class Inventory:
             audit.record(conn, actor=f"human:{user.username}", actor_user_id=user.user_id,
                          action="inventory_changed", arguments={"hostname": name, **body}, outcome="done",
                          reason=f"device {name} mapped to {body['site']} ({body['client']})")
-            resp.media = views.json_safe(inventory.lookup(conn, device_id=None, hostname=name))
+            resp.media = inventory.lookup(conn, device_id=None, hostname=name)
 
     def on_delete_device(self, req, resp, hostname):
         user = require_user(req, 3)
@@ -67,7 +67,7 @@ class Inventory:
             audit.record(conn, actor=f"human:{user.username}", actor_user_id=user.user_id,
                          action="inventory_changed", arguments={"hostname": name}, outcome="deleted",
                          reason=f"device {name} removed from the inventory")
-        resp.media = {"deleted": views.json_safe(row)}
+        resp.media = {"deleted": row}
 
 
 def _hostname(value: str) -> str:

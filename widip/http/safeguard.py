@@ -7,18 +7,15 @@ Responses say what happens next in plain words. Every decision is taken by widip
 from __future__ import annotations
 
 from datetime import datetime
-from uuid import UUID
-
 
 from widip.messaging.relay import flush_outbox
 from widip.errors import Invalid, NotFound
 from widip.functions import db
 from widip.functions.safeguard import audit, calls, deferred
-from widip.functions.safeguard.notifications import APPROVER_LEVEL
-from widip.functions.safeguard.policy import LEVELS, list_config, load_policy, set_level
+from widip.functions.safeguard.policy import LEVELS, list_config, policy_for, set_level
 from widip.http.auth import require_user
 from widip.http.openapi_doc import error, json_response, operation
-from widip.http.validation import query_choice, query_datetime, query_text, read_json
+from widip.http.validation import ROW_ID, query_choice, query_datetime, query_text, read_json
 
 COMMENT = {"type": "object", "additionalProperties": False, "properties": {"comment": {"type": "string", "maxLength": 2000}}}
 REASON = {"type": "object", "additionalProperties": False, "required": ["reason"],
@@ -70,26 +67,10 @@ OPENAPI_PATHS = {
 }
 
 
-def _json(row: dict) -> dict:
-    return {k: (v.isoformat() if isinstance(v, datetime) else str(v) if isinstance(v, UUID) else v)
-            for k, v in row.items()}
-
-
-def _item_id(value: str) -> int:
-    if not value.isdigit() or len(value) > 18:
-        raise Invalid(f"id must be a positive integer, got {value[:30]!r}")
-    return int(value)
-
-
 class _Base:
     def __init__(self, ctx):
         self._ctx = ctx
-        self._policy = load_policy(ctx.settings.policy_dir)
-
-
-def _visible(request: dict, reader) -> bool:
-    """Approvers (N3+) see every request; others only those they caused."""
-    return reader.accreditation >= APPROVER_LEVEL or request["requester_user_id"] == reader.user_id
+        self._policy = policy_for(ctx.settings)
 
 
 class Requests(_Base):
@@ -97,39 +78,39 @@ class Requests(_Base):
         reader = require_user(req, 1)
         status = query_choice(req, "status", ("pending", "approved", "rejected", "expired"))
         with db.transaction(self._ctx.pool) as conn:
-            rows = [r for r in calls.list_requests(conn, status) if _visible(r, reader)]
-        resp.media = {"requests": [_json(r) for r in rows]}
+            rows = [r for r in calls.list_requests(conn, status) if calls.visible_to(r, reader)]
+        resp.media = {"requests": rows}
 
     def on_get_one(self, req, resp, item_id):
         reader = require_user(req, 1)
         with db.transaction(self._ctx.pool) as conn:
-            request = calls.get_request(conn, _item_id(item_id))
-        if not _visible(request, reader):
+            request = calls.get_request(conn, item_id)
+        if not calls.visible_to(request, reader):
             raise NotFound(f"no SAFEGUARD request {item_id}")
-        resp.media = _json(request)
+        resp.media = request
 
     def on_post_approve(self, req, resp, item_id):
         approver = require_user(req, 1)
         body = read_json(req, COMMENT) if req.content_length else {}
         with db.transaction(self._ctx.pool) as conn:
-            request = calls.approve(conn, _item_id(item_id), approver, self._policy, body.get("comment", ""))
+            request = calls.approve(conn, item_id, approver, self._policy, body.get("comment", ""))
         flush_outbox()
-        resp.media = {**_json(request), "next": f"approved: {request['tool_name']} is queued to run now"}
+        resp.media = {**request, "next": f"approved: {request['tool_name']} is queued to run now"}
 
     def on_post_reject(self, req, resp, item_id):
         approver = require_user(req, 1)
         body = read_json(req, REASON)
         with db.transaction(self._ctx.pool) as conn:
-            request = calls.reject(conn, _item_id(item_id), approver, self._policy, body["reason"])
+            request = calls.reject(conn, item_id, approver, self._policy, body["reason"])
         flush_outbox()
-        resp.media = {**_json(request), "next": "rejected: the action will not run; the agent is told why"}
+        resp.media = {**request, "next": "rejected: the action will not run; the agent is told why"}
 
 
 class Deferred(_Base):
     def on_get(self, req, resp):
         require_user(req, 3)
         with db.transaction(self._ctx.pool) as conn:
-            resp.media = {"deferred": [_json(r) for r in deferred.list_deferred(conn, query_choice(req, "status", deferred.STATUSES))]}
+            resp.media = {"deferred": deferred.list_deferred(conn, query_choice(req, "status", deferred.STATUSES))}
 
     def on_post_schedule(self, req, resp, item_id):
         human = require_user(req, 1)
@@ -139,29 +120,29 @@ class Deferred(_Base):
         except ValueError:
             raise Invalid("run_at must be an ISO 8601 date-time with a timezone") from None
         with db.transaction(self._ctx.pool) as conn:
-            row = deferred.schedule(conn, _item_id(item_id), human, self._policy, run_at)
-        resp.media = {**_json(row), "next": f"will run at {row['run_at'].isoformat()} unless cancelled"}
+            row = deferred.schedule(conn, item_id, human, self._policy, run_at)
+        resp.media = {**row, "next": f"will run at {row['run_at'].isoformat()} unless cancelled"}
 
     def on_post_cancel(self, req, resp, item_id):
         human = require_user(req, 1)
         body = read_json(req, COMMENT) if req.content_length else {}
         with db.transaction(self._ctx.pool) as conn:
-            row = deferred.cancel(conn, _item_id(item_id), human, self._policy, body.get("comment", ""))
-        resp.media = {**_json(row), "next": "cancelled: it will not run"}
+            row = deferred.cancel(conn, item_id, human, self._policy, body.get("comment", ""))
+        resp.media = {**row, "next": "cancelled: it will not run"}
 
     def on_post_refuse(self, req, resp, item_id):
         human = require_user(req, 1)
         body = read_json(req, REASON)
         with db.transaction(self._ctx.pool) as conn:
-            row = deferred.refuse(conn, _item_id(item_id), human, self._policy, body["reason"])
-        resp.media = {**_json(row), "next": "refused: it will not run"}
+            row = deferred.refuse(conn, item_id, human, self._policy, body["reason"])
+        resp.media = {**row, "next": "refused: it will not run"}
 
 
 class Config(_Base):
     def on_get(self, req, resp):
         require_user(req, 1)
         with db.transaction(self._ctx.pool) as conn:
-            resp.media = {"levels": [_json(r) for r in list_config(conn)]}
+            resp.media = {"levels": list_config(conn)}
 
     def on_put_tool(self, req, resp, tool):
         admin = require_user(req, 4)
@@ -172,7 +153,7 @@ class Config(_Base):
             audit.record(conn, actor=f"human:{admin.username}", actor_user_id=admin.user_id, action="config_changed",
                          tool_name=tool, level=body["level"], outcome=f"{row['previous_level']} -> {body['level']}",
                          reason=body["reason"] + (f" (persona {persona})" if persona else ""))
-        resp.media = {**_json(row), "next": f"{tool} is now {body['level']} for new calls"}
+        resp.media = {**row, "next": f"{tool} is now {body['level']} for new calls"}
 
 
 class Audit(_Base):
@@ -181,20 +162,20 @@ class Audit(_Base):
         since = query_datetime(req, "since")
         with db.transaction(self._ctx.pool) as conn:
             rows = audit.search(conn, tool=query_text(req, "tool"), user=query_text(req, "user"), since=since)
-        resp.media = {"audit": [_json(r) for r in rows]}
+        resp.media = {"audit": rows}
 
 
 def register(app, ctx):
     requests = Requests(ctx)
     app.add_route("/safeguard/requests", requests)
-    app.add_route("/safeguard/requests/{item_id}", requests, suffix="one")
-    app.add_route("/safeguard/requests/{item_id}/approve", requests, suffix="approve")
-    app.add_route("/safeguard/requests/{item_id}/reject", requests, suffix="reject")
+    app.add_route(f"/safeguard/requests/{{item_id:{ROW_ID}}}", requests, suffix="one")
+    app.add_route(f"/safeguard/requests/{{item_id:{ROW_ID}}}/approve", requests, suffix="approve")
+    app.add_route(f"/safeguard/requests/{{item_id:{ROW_ID}}}/reject", requests, suffix="reject")
     actions = Deferred(ctx)
     app.add_route("/safeguard/deferred", actions)
-    app.add_route("/safeguard/deferred/{item_id}/schedule", actions, suffix="schedule")
-    app.add_route("/safeguard/deferred/{item_id}/cancel", actions, suffix="cancel")
-    app.add_route("/safeguard/deferred/{item_id}/refuse", actions, suffix="refuse")
+    app.add_route(f"/safeguard/deferred/{{item_id:{ROW_ID}}}/schedule", actions, suffix="schedule")
+    app.add_route(f"/safeguard/deferred/{{item_id:{ROW_ID}}}/cancel", actions, suffix="cancel")
+    app.add_route(f"/safeguard/deferred/{{item_id:{ROW_ID}}}/refuse", actions, suffix="refuse")
     config = Config(ctx)
     app.add_route("/safeguard/config", config)
     app.add_route("/safeguard/config/{tool}", config, suffix="tool")

@@ -18,13 +18,13 @@ import json
 
 import falcon
 
-from widip.errors import Forbidden, Invalid, Unauthorized
+from widip.errors import Forbidden, Unauthorized
 from widip.functions import db, identity, job_table
 from widip.functions.sentinel import alerts, maintenance, pipeline, tracker, views
 from widip.http.auth import require_user
 from widip.http.jobs import accept_job
 from widip.http.openapi_doc import error, json_body, json_response, operation
-from widip.http.validation import query_bool, query_text, read_json
+from widip.http.validation import ROW_ID, query_bool, query_text, read_json
 from widip.messaging import door
 
 SCOPE = "webhook:observium"
@@ -177,37 +177,31 @@ class Windows:
         with db.transaction(self._ctx.pool) as conn:
             rows = maintenance.list_windows(conn, active_at=conn.execute("SELECT now() AS t").fetchone()["t"]
                                             if active else None)
-        resp.media = {"windows": views.json_safe(rows)}
+        resp.media = {"windows": rows}
 
     def on_post(self, req, resp):
         user = require_user(req, 2)
         body = read_json(req, maintenance.WINDOW_SCHEMA)
         with db.transaction(self._ctx.pool) as conn:
             row = maintenance.create(conn, body, actor=user.username)
-        resp.status, resp.media = falcon.HTTP_201, views.json_safe(row)
+        resp.status, resp.media = falcon.HTTP_201, row
         resp.location = f"/sentinel/maintenance-windows/{row['id']}"
 
     def on_get_one(self, req, resp, window_id):
         require_user(req, 1)
         with db.transaction(self._ctx.pool) as conn:
-            resp.media = views.json_safe(maintenance.get(conn, _window_id(window_id)))
+            resp.media = maintenance.get(conn, window_id)
 
     def on_put_one(self, req, resp, window_id):
         require_user(req, 2)
         body = read_json(req, maintenance.UPDATE_SCHEMA)
         with db.transaction(self._ctx.pool) as conn:
-            resp.media = views.json_safe(maintenance.update(conn, _window_id(window_id), body))
+            resp.media = maintenance.update(conn, window_id, body)
 
     def on_delete_one(self, req, resp, window_id):
         require_user(req, 2)
         with db.transaction(self._ctx.pool) as conn:
-            resp.media = {"deleted": views.json_safe(maintenance.delete(conn, _window_id(window_id)))}
-
-
-def _window_id(value: str) -> int:
-    if not value.isdigit() or len(value) > 18:
-        raise Invalid(f"window id must be a positive integer, got {value[:30]!r}")
-    return int(value)
+            resp.media = {"deleted": maintenance.delete(conn, window_id)}
 
 
 def register(app, ctx):
@@ -219,4 +213,4 @@ def register(app, ctx):
     app.add_route("/sentinel/ticks", Ticks(ctx))
     windows = Windows(ctx)
     app.add_route("/sentinel/maintenance-windows", windows)
-    app.add_route("/sentinel/maintenance-windows/{window_id}", windows, suffix="one")
+    app.add_route(f"/sentinel/maintenance-windows/{{window_id:{ROW_ID}}}", windows, suffix="one")

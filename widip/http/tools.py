@@ -11,7 +11,7 @@ from widip.errors import Invalid
 from widip.functions import db
 from widip.functions.safeguard import audit
 from widip.functions.safeguard.direct import propose_direct
-from widip.functions.safeguard.policy import level_for, load_policy
+from widip.functions.safeguard.policy import level_for, policy_for
 from widip.functions.tools import all_tools
 from widip.http.auth import require_user
 from widip.http.openapi_doc import error, json_response
@@ -57,7 +57,7 @@ def call_view(call: dict) -> dict:
 class Tools:
     def __init__(self, ctx):
         self._ctx = ctx
-        self._policy = load_policy(ctx.settings.policy_dir)
+        self._policy = policy_for(ctx.settings)
 
     def on_get(self, req, resp):
         require_user(req, 1)

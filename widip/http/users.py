@@ -10,10 +10,9 @@ from widip.http.auth import require_user
 from widip.http.client_address import client_address, parse_networks
 from widip.http.errors import handle_service_error
 from widip.http.openapi_doc import error, json_body, json_response
-from widip.http.validation import query_bool, read_json
+from widip.http.validation import BIGINT_MAX, query_bool, read_json
 
 ADMIN = 4
-_BIGINT_MAX = 2**63 - 1
 _TEXT = "^[^\\u0000]*$"  # PostgreSQL text cannot hold NUL
 
 # --- schemas ---------------------------------------------------------------------------------
@@ -166,7 +165,7 @@ def _path_id(value: str, name: str) -> int:
     if not (value.isascii() and value.isdigit()):
         raise Invalid(f"{name} must be a positive integer, got {value[:32]!r}")
     number = int(value)
-    if number < 1 or number > _BIGINT_MAX:
+    if number < 1 or number > BIGINT_MAX:
         raise NotFound(f"no item with {name} {value[:32]}")
     return number
 

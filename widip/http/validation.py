@@ -14,6 +14,11 @@ from widip.functions import untrusted
 
 #: Largest JSON body accepted (alerts and chat messages are far smaller).
 MAX_BODY_BYTES = 1024 * 1024
+#: Largest id PostgreSQL's bigint keys hold.
+BIGINT_MAX = 2**63 - 1
+#: Falcon route converter for a bigint primary key in a path, `{item_id:ROW_ID}`: anything else
+#: (text, 0, negative, too large) matches no route, so Falcon answers 404 before any SQL runs.
+ROW_ID = f"int(min=1, max={BIGINT_MAX})"
 _TRUE, _FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off")
 
 
@@ -40,16 +45,8 @@ def read_json(req: falcon.Request, schema: dict, *, storable: bool = True):
     if trouble and (storable or trouble.startswith("nested")):
         raise Invalid(trouble if not trouble.startswith("nested") else f"body: {trouble}")
     if not trouble:
-        check(body, schema)
+        untrusted.check(body, schema)
     return body
-
-
-def check(value, schema: dict, what: str = "body") -> None:
-    errors = sorted(untrusted.StrictValidator(schema).iter_errors(value), key=lambda e: list(e.absolute_path))
-    if errors:
-        first = errors[0]
-        where = "/".join(str(p) for p in first.absolute_path) or what
-        raise Invalid(f"{where}: {first.message}")
 
 
 # --- query parameters: present-but-blank or malformed is a 400, never silently ignored ----------

@@ -22,7 +22,7 @@ from widip.errors import Forbidden, Invalid, NotFound
 from widip.functions import db
 from widip.functions.callers import Caller
 from widip.functions.safeguard.direct import propose_direct
-from widip.functions.safeguard.policy import load_policy
+from widip.functions.safeguard.policy import policy_for
 from widip.mcp import catalog, results
 
 logger = logging.getLogger(__name__)
@@ -41,7 +41,7 @@ def build_server(pool, settings, who: Callable[[ServerRequestContext], Caller | 
                  relay: Callable[[], object] = lambda: None) -> Server:
     """An MCP server over this process's pool. `who(ctx)` names the caller of a request (from its
     bearer token); `relay()` hands committed outbox rows to the broker so a call starts at once."""
-    policy = load_policy(settings.policy_dir)
+    policy = policy_for(settings)
 
     def caller_of(ctx) -> Caller:
         caller = who(ctx)

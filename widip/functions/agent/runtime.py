@@ -47,7 +47,7 @@ def call_uuid(session_id: str, iteration: int, index: int) -> str:
     return str(uuid.uuid5(_CALL_NAMESPACE, f"{session_id}:{iteration}:{index}"))
 
 
-def step(pool: ConnectionPool, session_id: str, provider, *, policy: Policy, approval_ttl: timedelta,
+def step(pool: ConnectionPool, session_id: str, provider, *, policy: Policy,
          llm_timeout: float | None = None) -> StepOutcome:
     with transaction(pool) as conn:
         prepared = _prepare(conn, session_id)
@@ -55,17 +55,16 @@ def step(pool: ConnectionPool, session_id: str, provider, *, policy: Policy, app
             return prepared
         session, persona, caller, transcript, tools = prepared
         add_event(conn, session_id, "thinking", message="Analyse en cours…")
-    fallbacks: list[str] = []
-    completion = _complete(provider, transcript, tools, persona, llm_timeout, fallbacks)
+    completion = provider.complete(transcript, tools, want_confidence=persona.want_confidence, timeout=llm_timeout)
     with transaction(pool) as conn:
         current = get_session(conn, session_id, lock=True)
         if current["iteration"] != session["iteration"] or current["status"] != "active":
             logger.info("session %s: concurrent step already advanced it; discarding this answer", session_id)
             return StepOutcome("stale", session_id)
-        for reason in fallbacks:
+        for reason in completion.fallback_reasons:
             add_event(conn, session_id, "thinking", fallback=True,
                       message=f"LLM indisponible ({reason}) : réponse en mode dégradé (règles).")
-        return _apply(conn, current, persona, caller, transcript, completion, policy, approval_ttl,
+        return _apply(conn, current, persona, caller, transcript, completion, policy,
                       frozenset(t.name for t in tools))
 
 
@@ -154,15 +153,8 @@ def _result_event(conn: Connection, session: dict, tool_call, row: dict | None) 
     return json.dumps({"error": row["error"] or f"appel {status}"}, ensure_ascii=False)
 
 
-def _complete(provider, transcript, tools, persona: Persona, timeout, fallbacks: list[str]):
-    from widip.functions.llm.factory import fallback_reasons
-
-    with fallback_reasons(fallbacks):
-        return provider.complete(transcript, tools, want_confidence=persona.want_confidence, timeout=timeout)
-
-
 def _apply(conn: Connection, session: dict, persona: Persona, caller: Caller, transcript: list[Message],
-           completion, policy: Policy, approval_ttl: timedelta, offered: frozenset[str]) -> StepOutcome:
+           completion, policy: Policy, offered: frozenset[str]) -> StepOutcome:
     sid = str(session["id"])
     iteration = session["iteration"]
     transcript.append(completion.message())
@@ -179,10 +171,10 @@ def _apply(conn: Connection, session: dict, persona: Persona, caller: Caller, tr
     for index, tool_call in enumerate(completion.tool_calls):
         add_event(conn, sid, "tool_call", tool=tool_call.name, params=tool_call.arguments)
         try:
-            call = calls.propose(conn, tool_name=tool_call.name, arguments=tool_call.arguments, caller=caller,
-                                 policy=policy, approval_ttl=approval_ttl, confidence=completion.confidence,
-                                 session_id=sid, call_id=call_uuid(sid, iteration, index),
-                                 reason=f"demandé par l'agent {persona.name}", offered=offered)
+            call = calls.propose(conn, calls.Proposal(
+                tool_call.name, tool_call.arguments, caller, confidence=completion.confidence, session_id=sid,
+                call_id=call_uuid(sid, iteration, index), reason=f"demandé par l'agent {persona.name}",
+                offered=offered), policy)
         except (Invalid, NotFound) as exc:
             add_event(conn, sid, "tool_blocked", tool=tool_call.name, error=exc.message)
             continue

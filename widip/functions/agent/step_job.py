@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 from widip.functions import db
 from widip.functions.agent import runtime
 from widip.functions.agent.sessions import get_session
 from widip.functions.llm.factory import provider_for, settings_for_persona
-from widip.functions.safeguard.policy import load_policy
+from widip.functions.safeguard.policy import policy_for
 
 KIND = "agent_step"
 
@@ -18,6 +16,6 @@ def run(session_id: str, deps) -> list:
     settings = deps.settings
     with db.transaction(deps.pool) as conn:
         persona = get_session(conn, session_id)["persona"]
-    runtime.step(deps.pool, session_id, provider_for(settings_for_persona(settings, persona)), policy=load_policy(settings.policy_dir),
-                 approval_ttl=timedelta(hours=settings.approval_ttl_hours), llm_timeout=settings.llm_timeout_seconds)
+    runtime.step(deps.pool, session_id, provider_for(settings_for_persona(settings, persona)),
+                 policy=policy_for(settings), llm_timeout=settings.llm_timeout_seconds)
     return []

@@ -30,7 +30,7 @@ from widip.functions.db import Jsonb, transaction
 from widip.functions.assist import intake, model_check, proofing
 from widip.functions.assist.playbook import brief
 from widip.functions.safeguard import subject
-from widip.functions.safeguard.policy import load_policy
+from widip.functions.safeguard.policy import policy_for
 
 logger = logging.getLogger(__name__)
 
@@ -181,5 +181,5 @@ def options_for(settings) -> Options:
         from widip.functions.llm.factory import provider_for
 
         classifier = provider_for(settings)
-    return Options(policy_dir=settings.policy_dir, l1_threshold=load_policy(settings.policy_dir).l1_threshold,
+    return Options(policy_dir=settings.policy_dir, l1_threshold=policy_for(settings).l1_threshold,
                           classifier=classifier, llm_timeout=settings.llm_timeout_seconds)

@@ -8,7 +8,6 @@ session's ticket; their call ids derive from the session, so a redelivered hand-
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
 
 from psycopg_pool import ConnectionPool
 
@@ -28,7 +27,7 @@ def motive(reason: str) -> str:
     return reason
 
 
-def post(pool: ConnectionPool, session_id: str, reason: str, *, policy: Policy, approval_ttl: timedelta,
+def post(pool: ConnectionPool, session_id: str, reason: str, *, policy: Policy,
          accounts_group_id: int = 0) -> list[dict]:
     """Propose the hand-over calls for this session's ticket; returns the call rows."""
     with transaction(pool) as conn:
@@ -46,10 +45,9 @@ def post(pool: ConnectionPool, session_id: str, reason: str, *, policy: Policy, 
         rows = []
         for tool, arguments in wanted:
             try:
-                rows.append(calls.propose(
-                    conn, tool_name=tool, arguments=arguments, caller=system_persona("assist"), policy=policy,
-                    approval_ttl=approval_ttl, confidence=1.0, session_id=session_id,
-                    call_id=str(uuid.uuid5(_NAMESPACE, f"{session_id}:{tool}")), reason="assist hand-over"))
+                rows.append(calls.propose(conn, calls.Proposal(
+                    tool, arguments, system_persona("assist"), confidence=1.0, session_id=session_id,
+                    call_id=str(uuid.uuid5(_NAMESPACE, f"{session_id}:{tool}")), reason="assist hand-over"), policy))
             except (Invalid, NotFound):
                 continue
         return rows

@@ -9,7 +9,7 @@ from __future__ import annotations
 from psycopg import Connection
 
 from widip.errors import Invalid
-from widip.functions.sentinel.views import json_safe
+from widip.functions.jsonable import json_safe
 
 DECISIONS = ("auto", "handover", "skipped")
 #: The one argument of each tool worth showing: who or what it targeted.

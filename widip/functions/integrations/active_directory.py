@@ -27,6 +27,7 @@ from ldap3.utils.dn import parse_dn
 from widip.errors import ConfigError, Conflict, Invalid, PolicyDenied, Rejected, Unavailable
 from widip.functions.integrations.http_client import notify_outcome
 from widip.functions.integrations.passwords import DEFAULT_LENGTH, generate_password
+from widip.functions.jsonable import json_safe
 
 logger = logging.getLogger(__name__)
 
@@ -50,17 +51,9 @@ _INFO_ATTRS = _STATUS_ATTRS + ["department", "title", "telephoneNumber", "descri
 _RETRYABLE_CODES = {51, 52, 80}  # busy, unavailable, other
 
 
-def _json(value):
-    if isinstance(value, dt.datetime):
-        return value.isoformat()
-    if isinstance(value, tuple):
-        return list(value)
-    return value
-
-
 class _Record:
     def to_dict(self) -> dict:
-        return {f.name: _json(getattr(self, f.name)) for f in fields(self)}
+        return json_safe({f.name: getattr(self, f.name) for f in fields(self)})
 
 
 @dataclass(frozen=True)

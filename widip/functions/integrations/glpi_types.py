@@ -11,6 +11,8 @@ import html
 import re
 from dataclasses import asdict, dataclass, field
 
+from widip.functions.jsonable import json_safe
+
 #: GLPI ticket statuses as the French UI names them.
 STATUS_LABELS = {1: "Nouveau", 2: "En cours (attribué)", 3: "En cours (planifié)", 4: "En attente",
                  5: "Résolu", 6: "Clos"}
@@ -45,20 +47,10 @@ def as_html(text: str) -> str:
     return "".join(f"<p>{html.escape(p, quote=False).replace(chr(10), '<br>')}</p>" for p in paragraphs)
 
 
-def _json_safe(value):
-    if isinstance(value, tuple):
-        return [_json_safe(v) for v in value]
-    if isinstance(value, list):
-        return [_json_safe(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
-    return value
-
-
 class _Record:
     def to_dict(self) -> dict:
         """JSON-safe dict (tuples become lists), for tool results stored as JSON."""
-        return _json_safe(asdict(self))
+        return json_safe(asdict(self))
 
 
 @dataclass(frozen=True)

@@ -33,9 +33,8 @@ from zoneinfo import ZoneInfo
 import httpx
 
 from widip.errors import ConfigError, Invalid, Rejected
-from widip.functions.coerce import (
-    json_safe as _json_safe, as_text as _text, as_int as _int, as_float as _float,
-)
+from widip.functions.coerce import as_float as _float, as_int as _int, as_text as _text
+from widip.functions.jsonable import json_safe as _json_safe
 from widip.functions.integrations.http_client import make_client, send
 
 logger = logging.getLogger(__name__)

@@ -93,7 +93,11 @@ class Message:
 
 @dataclass(frozen=True)
 class Completion:
-    """The model's answer. `confidence` is self-reported (0..1) and only ever used for L1 decisions."""
+    """The model's answer. `confidence` is self-reported (0..1) and only ever used for L1 decisions.
+
+    `fallback_reasons` says why the configured model did not answer (empty when it did): the caller
+    records it against its own session, so it travels with the answer rather than beside it.
+    """
 
     text: str
     tool_calls: tuple[ToolCall, ...]
@@ -101,6 +105,7 @@ class Completion:
     model: str
     confidence: float | None = None
     usage: dict = field(default_factory=dict)
+    fallback_reasons: tuple[str, ...] = ()
 
     def to_dict(self) -> dict:
         return {"text": self.text, "tool_calls": [c.to_dict() for c in self.tool_calls],
@@ -122,9 +127,14 @@ class ProviderUnavailable(Unavailable):
 
 
 class Provider(Protocol):
-    """What the agent runtime needs from a model."""
+    """What the agent runtime needs from a model.
+
+    `local` is true when calls use our GPU (Ollama): they hold the GPU lock and go to the local LLM
+    queue; remote ones (Anthropic, rules) go to `llm-remote`.
+    """
 
     name: str
+    local: bool
 
     def complete(self, messages: Sequence[Message], tools: Sequence[ToolSpec] = (), *,
                  want_confidence: bool = False, timeout: float | None = None,

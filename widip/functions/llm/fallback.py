@@ -6,6 +6,7 @@ imported, so this module does not depend on how the playbooks are written.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from typing import Callable, Sequence
 
@@ -18,9 +19,10 @@ logger = logging.getLogger(__name__)
 class FallbackProvider:
     """Answers with `primary`, or with `fallback` when `primary` raises ProviderUnavailable.
 
-    `on_fallback(reason)` is called before the fallback answers (the agent runtime records an event
-    and bumps `widip_llm_fallback_total`). A Rejected error (bad request, unknown model) is not
-    hidden: it propagates, because answering from rules would mask a configuration mistake.
+    The fallback's completion carries the reason in `fallback_reasons` (the agent runtime records an
+    event for its session); `on_fallback(reason)` is called before the fallback answers (it bumps
+    `widip_llm_fallback_total`). A Rejected error (bad request, unknown model) is not hidden: it
+    propagates, because answering from rules would mask a configuration mistake.
     """
 
     def __init__(self, primary: Provider, fallback: Provider, *,
@@ -29,7 +31,7 @@ class FallbackProvider:
         self.fallback = fallback
         self.on_fallback = on_fallback
         self.name = primary.name
-        self.local = getattr(primary, "local", False)
+        self.local = primary.local
 
     def complete(self, messages: Sequence[Message], tools: Sequence[ToolSpec] = (), *,
                  want_confidence: bool = False, timeout: float | None = None,
@@ -46,7 +48,8 @@ class FallbackProvider:
                     self.on_fallback(reason)
                 except Exception:  # noqa: BLE001 - bookkeeping must not cost the answer
                     logger.exception("on_fallback callback failed")
-            return self.fallback.complete(messages, tools, **kwargs)
+            completion = self.fallback.complete(messages, tools, **kwargs)
+            return dataclasses.replace(completion, fallback_reasons=completion.fallback_reasons + (reason,))
 
 
 def build_provider(settings, rules_provider: Provider, *,

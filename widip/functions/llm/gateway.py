@@ -78,7 +78,7 @@ def provider_for(settings, model: str | None = None):
 
 def is_remote(settings, model: str | None = None) -> bool:
     """True when calls do not use our GPU (Anthropic, rules): they go to `llm-remote`."""
-    return not getattr(provider_for(settings, model), "local", False)
+    return not provider_for(settings, model).local
 
 
 # --- submission ---------------------------------------------------------------------------------

@@ -218,7 +218,7 @@ def gpu_lock_for(database_url: str, slots: int, acquire_timeout: float) -> GpuLo
 
 def with_gpu_lock(provider, settings):
     """`provider` itself when it is remote; wrapped so every call holds the GPU lock when local."""
-    if not getattr(provider, "local", False) or isinstance(provider, LockedProvider):
+    if not provider.local or isinstance(provider, LockedProvider):
         return provider
     # A holder's call lasts at most llm_timeout_seconds; wait for two of them before giving up.
     return LockedProvider(provider, gpu_lock_for(settings.database_url, settings.llm_gpu_concurrency,

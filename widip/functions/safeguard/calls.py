@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import logging
 import uuid
+from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from psycopg import Connection
 
@@ -18,6 +20,7 @@ from widip.functions import job_table, metrics, outbox
 from widip.functions.callers import Caller
 from widip.functions.db import Jsonb
 from widip.functions.safeguard import audit, gate, subject
+from widip.functions.safeguard.notifications import APPROVER_LEVEL
 from widip.functions.safeguard.policy import Policy, level_for, over_rate_limit
 from widip.functions.tools import scope
 from widip.functions.tools.registry import get_tool, validate_arguments
@@ -45,10 +48,25 @@ def requester_of(caller: Caller) -> int | None:
     return caller.user_id if caller.is_human else caller.on_behalf_of
 
 
-def propose(conn: Connection, *, tool_name: str, arguments, caller: Caller, policy: Policy,
-            approval_ttl: timedelta, confidence: float | None = None, session_id: str | None = None,
-            call_id: str | None = None, reason: str = "", dependency: str | None = None,
-            offered: set[str] | frozenset[str] | None = None) -> dict:
+@dataclass(frozen=True)
+class Proposal:
+    """One tool call asked of the gate: what, by whom, and what the decision needs to know.
+
+    `call_id` makes a redelivered proposal idempotent; `offered` is the tool set an agent was shown
+    (None: not an agent, no restriction); `dependency` names the integration the run waits for.
+    """
+    tool_name: str
+    arguments: Any
+    caller: Caller
+    confidence: float | None = None
+    session_id: str | None = None
+    call_id: str | None = None
+    reason: str = ""
+    dependency: str | None = None
+    offered: set[str] | frozenset[str] | None = None
+
+
+def propose(conn: Connection, proposal: Proposal, policy: Policy) -> dict:
     """Record a tool call and apply the gate; return the call row (with `decision` and `status`).
 
     An unknown tool or invalid arguments is refused before anything else (and audited): never an
@@ -56,40 +74,42 @@ def propose(conn: Connection, *, tool_name: str, arguments, caller: Caller, poli
     enforced here, not only by what the model was shown. Proposing the same call id twice returns the
     first call unchanged.
     """
-    call_id = call_id or str(uuid.uuid4())
+    caller, arguments = proposal.caller, proposal.arguments
+    call_id = proposal.call_id or str(uuid.uuid4())
     existing = conn.execute("SELECT * FROM tool_calls WHERE id = %s", (call_id,)).fetchone()
     if existing:
         return existing
     try:
-        tool = get_tool(tool_name)
-        if offered is not None and tool.name not in offered:
+        tool = get_tool(proposal.tool_name)
+        if proposal.offered is not None and tool.name not in proposal.offered:
             raise NotFound(f"tool {tool.name!r} is not available to this agent")
         arguments = validate_arguments(tool, arguments)
     except (NotFound, Invalid) as exc:
         audit.record(conn, actor=caller.label, actor_user_id=caller.user_id, action="refused",
-                     tool_name=str(tool_name)[:100], call_id=call_id,
+                     tool_name=str(proposal.tool_name)[:100], call_id=call_id,
                      arguments=arguments if isinstance(arguments, dict) else None,
                      outcome="invalid", reason=exc.message)
         raise
     level = level_for(conn, tool.name, caller.persona)
-    capped = subject.check(conn, caller, tool.name, arguments, session_id, level) or \
+    capped = subject.check(conn, caller, tool.name, arguments, proposal.session_id, level) or \
         over_rate_limit(conn, policy, tool.name, arguments) or \
         scope.refusal(tool.name, tool.system, scope.rights_for(conn, requester_of(caller)))
     decision = gate.Decision(gate.REFUSED, level, capped) if capped else \
-        gate.decide(level, caller, policy, confidence=confidence)
+        gate.decide(level, caller, policy, confidence=proposal.confidence)
     status = _STATUS_FOR[decision.outcome]
     row = conn.execute(
         "INSERT INTO tool_calls (id, session_id, tool_name, arguments, args_hash, caller, requester_user_id, "
         "level, decision, confidence, status) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING *",
-        (call_id, session_id, tool.name, Jsonb(arguments), audit.args_hash(arguments), Jsonb(caller.to_dict()),
-         requester_of(caller), level, decision.outcome, confidence, status)).fetchone()
+        (call_id, proposal.session_id, tool.name, Jsonb(arguments), audit.args_hash(arguments),
+         Jsonb(caller.to_dict()), requester_of(caller), level, decision.outcome, proposal.confidence,
+         status)).fetchone()
     audit.record(conn, actor=caller.label, actor_user_id=caller.user_id, action="proposed", tool_name=tool.name,
                  call_id=call_id, level=level, arguments=arguments, outcome=decision.outcome, reason=decision.reason)
     if decision.runs_now:
-        outbox.add(conn, job_table.RUN_TOOL, {"call_id": call_id}, dependency=dependency, dedup_key=run_key(call_id),
-                   description=f"{tool.name} ({decision.reason})")
+        outbox.add(conn, job_table.RUN_TOOL, {"call_id": call_id}, dependency=proposal.dependency,
+                   dedup_key=run_key(call_id), description=f"{tool.name} ({decision.reason})")
     elif decision.outcome == gate.APPROVAL:
-        row = _open_request(conn, row, caller, approval_ttl, reason or decision.reason)
+        row = _open_request(conn, row, caller, policy.approval_ttl, proposal.reason or decision.reason)
     elif decision.outcome == gate.DEFERRED:
         conn.execute(
             "INSERT INTO safeguard_deferred_actions (call_id, tool_name, args_redacted, requested_by, requester_user_id) "
@@ -126,6 +146,12 @@ def list_requests(conn: Connection, status: str | None = None, limit: int = 100)
         return conn.execute("SELECT * FROM safeguard_requests WHERE status = %s ORDER BY id DESC LIMIT %s",
                             (status, limit)).fetchall()
     return conn.execute("SELECT * FROM safeguard_requests ORDER BY id DESC LIMIT %s", (limit,)).fetchall()
+
+
+def visible_to(request: dict, reader: Caller) -> bool:
+    """Whether `reader` may see a request: approvers (N3+) see every one, others only those they caused
+    (the API and the console both filter with it)."""
+    return reader.accreditation >= APPROVER_LEVEL or request["requester_user_id"] == reader.user_id
 
 
 def _check_decider(request: dict, decider: Caller, policy: Policy) -> None:

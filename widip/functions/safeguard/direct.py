@@ -6,13 +6,11 @@ the call are the same whichever door was used.
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 from widip.errors import Invalid, NotFound
 from widip.functions import db
 from widip.functions.callers import Caller
 from widip.functions.safeguard import calls
-from widip.functions.safeguard.policy import load_policy
+from widip.functions.safeguard.policy import policy_for
 
 
 def propose_direct(pool, settings, caller: Caller, tool_name: str, arguments, *,
@@ -25,9 +23,8 @@ def propose_direct(pool, settings, caller: Caller, tool_name: str, arguments, *,
     """
     with db.transaction(pool) as conn:
         try:
-            return calls.propose(conn, tool_name=tool_name, arguments=arguments, caller=caller,
-                                 policy=load_policy(settings.policy_dir),
-                                 approval_ttl=timedelta(hours=settings.approval_ttl_hours), offered=offered)
+            return calls.propose(conn, calls.Proposal(tool_name, arguments, caller, offered=offered),
+                                 policy_for(settings))
         except (NotFound, Invalid) as exc:
             refused = exc  # leave the block normally so the audit row commits
     raise refused

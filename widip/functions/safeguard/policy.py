@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import tomllib
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 
 from psycopg import Connection
@@ -29,10 +30,17 @@ class Policy:
     l1_threshold: float = 0.80
     #: tool → {"per": argument name, "max": calls, "hours": window}
     rate_limits: dict[str, dict] = field(default_factory=dict)
+    #: How long an approval request stays open (SAFEGUARD_APPROVAL_TTL_HOURS).
+    approval_ttl: timedelta = timedelta(hours=24)
+
+
+def policy_for(settings) -> Policy:
+    """The policy this deployment runs with: its policy file plus the approval deadline from settings."""
+    return load_policy(settings.policy_dir, settings.approval_ttl_hours)
 
 
 @functools.lru_cache(maxsize=8)
-def load_policy(policy_dir: Path) -> Policy:
+def load_policy(policy_dir: Path, approval_ttl_hours: int = 24) -> Policy:
     """The policy file, read once per process (levels themselves are live in safeguard_config)."""
     data = tomllib.loads((policy_dir / "safeguard.toml").read_text(encoding="utf-8"))
     human = data.get("human", {})
@@ -45,6 +53,7 @@ def load_policy(policy_dir: Path) -> Policy:
         deferred_max_hours=int(human.get("deferred_max_hours", 48)),
         l1_threshold=float(data.get("confidence", {}).get("l1_threshold", 0.80)),
         rate_limits={tool: dict(limit) for tool, limit in data.get("rate_limits", {}).items()},
+        approval_ttl=timedelta(hours=approval_ttl_hours),
     )
     for tool, level in list(policy.levels.items()) + [(t, lv) for p in policy.persona_levels.values() for t, lv in p.items()]:
         if level not in LEVELS:

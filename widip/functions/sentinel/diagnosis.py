@@ -142,8 +142,7 @@ def facts_message(incident: dict, members: list[dict], first_alert: dict | None,
             + json.dumps(data, ensure_ascii=False, default=str).replace("`", "\\u0060") + "\n```")
 
 
-def diagnose(pool, redis, clients, provider, incident_id: int, *, policy: Policy, approval_ttl: timedelta,
-             llm_timeout: float, now: datetime | None = None) -> Outcome:
+def diagnose(pool, redis, clients, provider, incident_id: int, *, policy: Policy, llm_timeout: float, now: datetime | None = None) -> Outcome:
     """Diagnose an incident once (idempotent): cache hit, or agent loop; stores it on the incident."""
     started = time.monotonic()
     now = now or clock.now()
@@ -160,12 +159,10 @@ def diagnose(pool, redis, clients, provider, incident_id: int, *, policy: Policy
     session_id, source, gathered = None, "cache", None
     if diagnosis is None:
         deadline = started + get_persona("sentinel").budget_seconds
-        gathered = collect(pool, clients, incident, members, first_alert, deadline=deadline, policy=policy,
-                           approval_ttl=approval_ttl)
+        gathered = collect(pool, clients, incident, members, first_alert, deadline=deadline, policy=policy)
         message = facts_message(incident, members, first_alert, gathered)
         diagnosis, source, session_id = run_agent(pool, clients, provider, incident, message, policy=policy,
-                                                  approval_ttl=approval_ttl, llm_timeout=llm_timeout,
-                                                  deadline=deadline)
+                                                  llm_timeout=llm_timeout, deadline=deadline)
         remember(redis, hostname, diagnosis, now)
     seconds = time.monotonic() - started
     with transaction(pool) as conn:
@@ -184,7 +181,7 @@ def diagnose(pool, redis, clients, provider, incident_id: int, *, policy: Policy
 
 
 def collect(pool, clients, incident: dict, members: list[dict], first_alert: dict | None, *, deadline: float,
-            policy: Policy, approval_ttl: timedelta) -> evidence.Evidence:
+            policy: Policy) -> evidence.Evidence:
     """The incident's evidence: inventory rows of its devices, then gated reads until `deadline` nears."""
     with transaction(pool) as conn:
         estate = {}
@@ -197,8 +194,7 @@ def collect(pool, clients, incident: dict, members: list[dict], first_alert: dic
 
     def read(tool: str, arguments: dict):
         key = f"evidence:{incident['id']}:{next(counter)}"
-        text = _run_read(pool, clients, None, incident["id"], key, ToolCall(key, tool, arguments), policy,
-                         approval_ttl)
+        text = _run_read(pool, clients, None, incident["id"], key, ToolCall(key, tool, arguments), policy)
         try:
             return json.loads(text)
         except ValueError:
@@ -209,10 +205,8 @@ def collect(pool, clients, incident: dict, members: list[dict], first_alert: dic
 
 
 def run_agent(pool, clients, provider, incident: dict, first_message: str, *, policy: Policy,
-              approval_ttl: timedelta, llm_timeout: float, deadline: float | None = None) -> tuple[dict, str, str]:
+              llm_timeout: float, deadline: float | None = None) -> tuple[dict, str, str]:
     """(diagnosis, source, session id): the Sentinel session, ≤ 20 s, read-only tools, one retry on bad JSON."""
-    from widip.functions.llm.factory import fallback_reasons
-
     persona = get_persona("sentinel")
     caller = system_persona("sentinel")
     deadline = deadline or time.monotonic() + persona.budget_seconds
@@ -227,21 +221,19 @@ def run_agent(pool, clients, provider, incident: dict, first_message: str, *, po
         remaining = deadline - time.monotonic()
         if remaining <= 0.5:
             break
-        fallbacks: list[str] = []
         try:
-            with fallback_reasons(fallbacks):
-                completion = provider.complete(transcript, tools, json_schema=SCHEMA,
-                                               timeout=min(llm_timeout, remaining))
+            completion = provider.complete(transcript, tools, json_schema=SCHEMA, timeout=min(llm_timeout, remaining))
         except IntegrationError as exc:
             reason = f"LLM en erreur ({exc.message})"
             break
         transcript.append(completion.message())
         with transaction(pool) as conn:
-            add_event(conn, sid, "thinking", message="Analyse en cours…", fallback=bool(fallbacks) or None)
+            add_event(conn, sid, "thinking", message="Analyse en cours…",
+                      fallback=bool(completion.fallback_reasons) or None)
         if completion.tool_calls:
             for index, tool_call in enumerate(completion.tool_calls):
                 content = _run_read(pool, clients, sid, incident["id"], f"{sid}:{iteration}:{index}", tool_call,
-                                    policy, approval_ttl)
+                                    policy)
                 transcript.append(Message(role="tool", content=content, tool_call_id=tool_call.id,
                                           name=tool_call.name))
             continue
@@ -272,8 +264,7 @@ def run_agent(pool, clients, provider, incident: dict, first_message: str, *, po
 READ_ONLY_TOOLS = frozenset(name for name in (get_persona("sentinel").tools or ()) if get_tool(name).read_only)
 
 
-def _run_read(pool, clients, sid: str | None, incident_id: int, key: str, tool_call, policy: Policy,
-              approval_ttl: timedelta) -> str:
+def _run_read(pool, clients, sid: str | None, incident_id: int, key: str, tool_call, policy: Policy) -> str:
     """Propose one call as Sentinel, run it inline when the gate says run; the text the model reads.
 
     `key` makes the call id (a retried diagnosis finds its calls again); `sid` None: evidence gathering,
@@ -284,9 +275,8 @@ def _run_read(pool, clients, sid: str | None, incident_id: int, key: str, tool_c
     with transaction(pool) as conn:
         add_event(conn, sid, "tool_call", tool=tool_call.name, params=tool_call.arguments)
         try:
-            call = calls.propose(conn, tool_name=tool_call.name, arguments=tool_call.arguments, caller=caller,
-                                 policy=policy, approval_ttl=approval_ttl, call_id=call_id,
-                                 reason="diagnostic Sentinel", offered=READ_ONLY_TOOLS)
+            call = calls.propose(conn, calls.Proposal(tool_call.name, tool_call.arguments, caller, call_id=call_id,
+                                                      reason="diagnostic Sentinel", offered=READ_ONLY_TOOLS), policy)
         except (Invalid, NotFound) as exc:
             add_event(conn, sid, "tool_blocked", tool=tool_call.name, error=exc.message)
             return json.dumps({"error": f"appel refusé : {exc.message}"}, ensure_ascii=False)

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
 
 from widip.functions import job_table
 from widip.functions.llm.factory import provider_for
-from widip.functions.safeguard.policy import load_policy
+from widip.functions.safeguard.policy import policy_for
 from widip.functions.sentinel import diagnosis, notifier
 
 logger = logging.getLogger(__name__)
@@ -20,8 +19,7 @@ def run(job_id: str, deps) -> list[job_table.NextStep]:
     settings = deps.settings
     try:
         outcome = diagnosis.diagnose(deps.pool, deps.redis, deps.clients, provider_for(settings), int(job_id),
-                                     policy=load_policy(settings.policy_dir),
-                                     approval_ttl=timedelta(hours=settings.approval_ttl_hours),
+                                     policy=policy_for(settings),
                                      llm_timeout=settings.llm_timeout_seconds)
     except Exception:
         notifier.count_error()

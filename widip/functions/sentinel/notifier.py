@@ -92,8 +92,7 @@ def resolve_entity(redis, clients, client: str | None, *, ask_glpi: bool) -> int
     return found
 
 
-def notify(pool, redis, clients, settings, incident_id: int, *, policy: Policy, approval_ttl: timedelta,
-           now: datetime | None = None) -> Notified:
+def notify(pool, redis, clients, settings, incident_id: int, *, policy: Policy, now: datetime | None = None) -> Notified:
     """Open the ticket and mail the team for a diagnosed incident (idempotent).
 
     Two commits: the ticket request (`notified_at`), then the team mail and log (`mailed_at`). A run that
@@ -104,7 +103,7 @@ def notify(pool, redis, clients, settings, incident_id: int, *, policy: Policy, 
         incident = incidents.get_incident(conn, incident_id)
         if (incident is not None and incident["notified_at"] is not None and incident["mailed_at"] is None
                 and now - incident["notified_at"] >= UNFINISHED_AFTER):
-            return complete(pool, settings, incident_id, policy=policy, approval_ttl=approval_ttl, now=now)
+            return complete(pool, settings, incident_id, policy=policy, now=now)
         if incident is None or incident["notified_at"] is not None:
             return Notified(incident_id, "already", incident and incident["ticket_id"])
         if incident["diagnosis"] is None:
@@ -126,9 +125,9 @@ def notify(pool, redis, clients, settings, incident_id: int, *, policy: Policy, 
                      "urgency": texts.URGENCY[diagnosis["severity"]]}
         if entity is not None:
             arguments["entity"] = entity
-        call = calls.propose(conn, tool_name="glpi_create_ticket", arguments=arguments, caller=notificateur,
-                             policy=policy, approval_ttl=approval_ttl, call_id=ticket_call, dependency="glpi",
-                             reason=f"ticket de l'incident {incident['tracking_id']}")
+        call = calls.propose(conn, calls.Proposal(
+            "glpi_create_ticket", arguments, notificateur, call_id=ticket_call, dependency="glpi",
+            reason=f"ticket de l'incident {incident['tracking_id']}"), policy)
         incidents.link_call(conn, incident_id, ticket_call, "ticket")
         inline = call["status"] == "ready" and not degraded
         if inline:
@@ -142,11 +141,10 @@ def notify(pool, redis, clients, settings, incident_id: int, *, policy: Policy, 
     ticket_id, pending = None, ("glpi_down" if degraded else "approval" if call["status"] == "waiting_approval" else None)
     if inline:
         ticket_id, pending = _create_inline(pool, clients, incident_id, ticket_call)
-    return complete(pool, settings, incident_id, policy=policy, approval_ttl=approval_ttl, now=now,
-                    ticket_id=ticket_id, pending=pending)
+    return complete(pool, settings, incident_id, policy=policy, now=now, ticket_id=ticket_id, pending=pending)
 
 
-def complete(pool, settings, incident_id: int, *, policy: Policy, approval_ttl: timedelta, now: datetime,
+def complete(pool, settings, incident_id: int, *, policy: Policy, now: datetime,
              ticket_id: int | None = None, pending: str | None = None) -> Notified:
     """The second half of `notify`: record the ticket, request the team mail, write the log (once).
 
@@ -167,7 +165,7 @@ def complete(pool, settings, incident_id: int, *, policy: Policy, approval_ttl: 
             _mark_ticket_failed(conn, incident_id, call, now)
         diagnosis = incident["diagnosis"]
         members = [m for m in incidents.members(conn, incident_id) if m["announced"]]
-        _mail_team(conn, settings, incident, members, diagnosis, ticket_id, pending, policy, approval_ttl)
+        _mail_team(conn, settings, incident, members, diagnosis, ticket_id, pending, policy)
         _log(conn, incident, diagnosis, ticket_id, now)
         conn.execute("UPDATE incidents SET mailed_at = %s WHERE id = %s", (now, incident_id))
     _count_success(incident, now)
@@ -236,16 +234,17 @@ def _record_ticket(conn, incident_id: int, ticket_id: int) -> None:
         incidents.event(conn, incident_id, "ticket_created", f"Ticket GLPI n° {ticket_id} créé.", ticket_id=ticket_id)
 
 
-def _mail_team(conn, settings, incident, members, diagnosis, ticket_id, pending, policy, approval_ttl) -> None:
+def _mail_team(conn, settings, incident, members, diagnosis, ticket_id, pending, policy) -> None:
     recipients = list(settings.alert_mail_recipients or ())
     if not recipients:
         incidents.event(conn, incident["id"], "mail_skipped", "Aucun destinataire configuré (ALERT_MAIL_RECIPIENTS).")
         return
     mail_call = call_id(incident["id"], "mail")
-    calls.propose(conn, tool_name="smtp_send_email", caller=system_persona("notificateur"), policy=policy,
-                  approval_ttl=approval_ttl, call_id=mail_call, reason=f"alerte équipe, incident {incident['tracking_id']}",
-                  arguments={"to": recipients[:10], "subject": texts.mail_subject(incident, diagnosis),
-                             "body": texts.mail_body(incident, members, diagnosis, ticket_id=ticket_id, pending=pending)})
+    calls.propose(conn, calls.Proposal(
+        "smtp_send_email", {"to": recipients[:10], "subject": texts.mail_subject(incident, diagnosis),
+                            "body": texts.mail_body(incident, members, diagnosis, ticket_id=ticket_id, pending=pending)},
+        system_persona("notificateur"), call_id=mail_call,
+        reason=f"alerte équipe, incident {incident['tracking_id']}"), policy)
     incidents.link_call(conn, incident["id"], mail_call, "mail")
     incidents.event(conn, incident["id"], "mail_requested", "Mail à l'équipe demandé"
                     + (" (ticket en attente)." if pending == "glpi_down" else "."), call_id=mail_call)
@@ -282,7 +281,7 @@ def count_error() -> None:
     WORKFLOW_ERROR.labels(workflow="proactif").inc()
 
 
-def sync(pool, incident_id: int, *, policy: Policy, approval_ttl: timedelta, now: datetime | None = None) -> list[str]:
+def sync(pool, incident_id: int, *, policy: Policy, now: datetime | None = None) -> list[str]:
     """Record the ticket id once created; post due follow-ups (late devices, flapping, recovery). Idempotent.
 
     Late devices are batched: their follow-up waits until none joined for ADDITIONS_BATCH (or the
@@ -312,28 +311,27 @@ def sync(pool, incident_id: int, *, policy: Policy, approval_ttl: timedelta, now
         settled = incident["status"] == "recovered" or all(now - m["first_seen"] >= ADDITIONS_BATCH for m in late)
         if late and settled:
             _followup(conn, incident, ticket_id, f"additions:{max(m['id'] for m in late)}",
-                      texts.additions_followup(late), policy, approval_ttl)
+                      texts.additions_followup(late), policy)
             conn.execute("UPDATE incident_members SET announced = true WHERE id = ANY(%s)", ([m["id"] for m in late],))
             posted.append("additions")
         if incident["kind"] == "flapping" and not incident["flapping_announced"]:
-            _followup(conn, incident, ticket_id, "flapping", texts.flapping_followup(incident), policy, approval_ttl)
+            _followup(conn, incident, ticket_id, "flapping", texts.flapping_followup(incident), policy)
             conn.execute("UPDATE incidents SET flapping_announced = true WHERE id = %s", (incident_id,))
             posted.append("flapping")
         if incident["status"] == "recovered" and not incident["recovery_announced"]:
             if incident["kind"] != "flapping":
                 _followup(conn, incident, ticket_id, f"recovery:{incident['recovered_at'].isoformat()}",
-                          texts.recovery_followup(incident, members), policy, approval_ttl)
+                          texts.recovery_followup(incident, members), policy)
                 posted.append("recovery")
             conn.execute("UPDATE incidents SET recovery_announced = true WHERE id = %s", (incident_id,))
     return posted
 
 
-def _followup(conn, incident: dict, ticket_id: int, purpose: str, content: str, policy, approval_ttl) -> None:
+def _followup(conn, incident: dict, ticket_id: int, purpose: str, content: str, policy: Policy) -> None:
     followup_call = call_id(incident["id"], purpose)
-    calls.propose(conn, tool_name="glpi_add_ticket_followup", caller=system_persona("notificateur"), policy=policy,
-                  approval_ttl=approval_ttl, call_id=followup_call, dependency="glpi",
-                  arguments={"ticket_id": ticket_id, "content": content},
-                  reason=f"suivi de l'incident {incident['tracking_id']}")
+    calls.propose(conn, calls.Proposal(
+        "glpi_add_ticket_followup", {"ticket_id": ticket_id, "content": content}, system_persona("notificateur"),
+        call_id=followup_call, dependency="glpi", reason=f"suivi de l'incident {incident['tracking_id']}"), policy)
     incidents.link_call(conn, incident["id"], followup_call, f"followup:{purpose.split(':')[0]}")
     incidents.event(conn, incident["id"], "followup_requested", f"Suivi ajouté au ticket n° {ticket_id} : "
                     + content.split("\n")[0][:200], call_id=followup_call)

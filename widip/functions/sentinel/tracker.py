@@ -93,7 +93,7 @@ def tracked(redis) -> list[dict]:
     return out
 
 
-def tick(pool, redis, clients, settings, *, policy, approval_ttl: timedelta, now: datetime | None = None) -> dict:
+def tick(pool, redis, clients, settings, *, policy, now: datetime | None = None) -> dict:
     """One reconciliation; returns (and stores under LAST_TICK_KEY) its outcome, with incidents to sync."""
     started = time.monotonic()
     now = now or clock.now()
@@ -112,7 +112,7 @@ def tick(pool, redis, clients, settings, *, policy, approval_ttl: timedelta, now
                              (now, list(by_id))).fetchall()
         _withdraw_alerts(conn, ended)
         recovered = sorted({r["device_id"] for r in ended} | _tracked_ids(redis) - set(by_id))
-        requested = _request_alert_mails(conn, episodes, by_id, threshold, now, policy, approval_ttl)
+        requested = _request_alert_mails(conn, episodes, by_id, threshold, now, policy)
         sent = _mark_sent(conn)
         assignments = incidents.recover_devices(conn, recovered, now)
     _mirror(redis, episodes, by_id, requested, sent, now)
@@ -138,8 +138,8 @@ def _open_episodes(conn, down: list, now: datetime) -> dict[str, dict]:
     return {r["device_id"]: r for r in rows}
 
 
-def _request_alert_mails(conn, episodes: dict, by_id: dict, threshold: timedelta, now: datetime, policy,
-                         approval_ttl: timedelta) -> dict[str, str]:
+def _request_alert_mails(conn, episodes: dict, by_id: dict, threshold: timedelta, now: datetime,
+                         policy) -> dict[str, str]:
     """One L3 `smtp_send_alert` proposal per due incident episode (or lone device); {device_id: call_id}."""
     due = [e for e in episodes.values() if e["alert_call_id"] is None and now - e["started_at"] >= threshold]
     requested: dict[str, str] = {}
@@ -160,11 +160,11 @@ def _request_alert_mails(conn, episodes: dict, by_id: dict, threshold: timedelta
             if len(companions) > 1:
                 details += (f" Incident de {len(companions)} équipements injoignables : "
                             + ", ".join(companions[:20]) + (" …" if len(companions) > 20 else "") + ".")
-            calls.propose(conn, tool_name="smtp_send_alert", caller=sentinel, policy=policy,
-                          approval_ttl=approval_ttl, call_id=call_id, reason=f"équipement injoignable depuis "
-                          f"{minutes} min (seuil {int(threshold.total_seconds() // 60)} min)",
-                          arguments={"device": device["hostname"][:255], "duration_minutes": minutes,
-                                     "details": details[:4000]})
+            calls.propose(conn, calls.Proposal(
+                "smtp_send_alert", {"device": device["hostname"][:255], "duration_minutes": minutes,
+                                    "details": details[:4000]}, sentinel, call_id=call_id,
+                reason=f"équipement injoignable depuis {minutes} min "
+                       f"(seuil {int(threshold.total_seconds() // 60)} min)"), policy)
             if incident:
                 incidents.link_call(conn, incident["incident_id"], call_id, "alert_mail")
         conn.execute("UPDATE device_down_episodes SET alert_call_id = %s, alert_requested_at = %s WHERE id = %s",

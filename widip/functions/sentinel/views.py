@@ -2,30 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from decimal import Decimal
-from uuid import UUID
-
 from psycopg import Connection
 
 from widip.errors import Invalid, NotFound
+from widip.functions.jsonable import json_safe
 
 STATUSES = ("open", "recovered")
 _LIST_COLUMNS = ("id, tracking_id, status, kind, site, client, operator, primary_hostname, opened_at, recovered_at, "
                  "last_seen_at, diagnosis, diagnosis_source, cache_used, ticket_id, degraded, notified_at, mailed_at, "
                  "ticket_failed_at, scope, glpi_entity_id")
-
-
-def json_safe(value):
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, (UUID, Decimal)):
-        return str(value) if isinstance(value, UUID) else float(value)
-    if isinstance(value, dict):
-        return {k: json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [json_safe(v) for v in value]
-    return value
 
 
 def list_incidents(conn: Connection, *, status: str | None = None, client: str | None = None,

@@ -6,9 +6,9 @@ import logging
 from typing import Any
 
 from widip.errors import PolicyDenied
-
+from widip.functions.jsonable import json_safe
 from widip.functions.tools import scope
-from widip.functions.tools.registry import ToolContext, as_json, get_tool, validate_arguments
+from widip.functions.tools.registry import ToolContext, get_tool, validate_arguments
 
 logger = logging.getLogger(__name__)
 
@@ -28,4 +28,4 @@ def execute(name: str, arguments: Any, clients, context: ToolContext) -> Any:
         raise PolicyDenied(denied)
     scope.check_target(tool.name, arguments, clients, context.rights)
     logger.info("executing tool %s (call %s, caller %s)", tool.name, context.call_id, context.caller_label)
-    return scope.filter_result(tool.name, as_json(tool.handler(clients, arguments, context)), clients, context.rights)
+    return scope.filter_result(tool.name, json_safe(tool.handler(clients, arguments, context)), clients, context.rights)

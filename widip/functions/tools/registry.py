@@ -91,25 +91,13 @@ def validate_arguments(tool: Tool, arguments: Any) -> dict:
     trouble = untrusted.problem(arguments)
     if trouble:
         raise Invalid(f"{tool.name}: arguments: {trouble}")
-    errors = sorted(untrusted.StrictValidator(tool.schema).iter_errors(arguments), key=lambda e: list(e.absolute_path))
-    if errors:
-        first = errors[0]
-        where = "/".join(str(p) for p in first.absolute_path) or "arguments"
-        raise Invalid(f"{tool.name}: {where}: {first.message}")
+    try:
+        untrusted.check(arguments, tool.schema, "arguments")
+    except Invalid as exc:
+        raise Invalid(f"{tool.name}: {exc.message}") from None
     return arguments
 
 
 def obj(properties: dict, required: tuple[str, ...] = ()) -> dict:
     """A closed JSON Schema object (the only kind tools accept)."""
     return {"type": "object", "additionalProperties": False, "properties": properties, "required": list(required)}
-
-
-def as_json(value: Any) -> Any:
-    """Handler results as JSON-safe data (our dataclasses all have to_dict)."""
-    if hasattr(value, "to_dict"):
-        return value.to_dict()
-    if isinstance(value, (list, tuple)):
-        return [as_json(v) for v in value]
-    if isinstance(value, dict):
-        return {k: as_json(v) for k, v in value.items()}
-    return value
