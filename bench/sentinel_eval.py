@@ -171,11 +171,11 @@ def _settle(env, at: datetime, *, sync: bool = False) -> None:
                                                   "ORDER BY id").fetchall()]
     for incident_id in due:
         diagnosis.diagnose(env.pool, env.redis, env.clients, RulesProvider(), incident_id, policy=env.policy,
-                           approval_ttl=env.ttl, llm_timeout=5.0, now=at)
+                           llm_timeout=5.0, now=at)
         notifier.notify(env.pool, env.redis, env.clients, env.settings, incident_id, policy=env.policy,
-                        approval_ttl=env.ttl, now=at)
+                        now=at)
     for incident_id in notified if sync else []:
-        notifier.sync(env.pool, incident_id, policy=env.policy, approval_ttl=env.ttl, now=at)
+        notifier.sync(env.pool, incident_id, policy=env.policy, now=at)
 
 
 def _check(env, glpi_state, scenario: dict, rejected: int) -> Outcome:

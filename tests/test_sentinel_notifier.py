@@ -131,7 +131,7 @@ def test_an_incident_on_a_pinned_clock_is_dated_by_that_clock_not_by_postgresql(
         observium.state.set_down(301, since_seconds=600)
         incident_id = ingest(env, observium.state.webhook_body(301, now=past.timestamp()), past).incident_id
         diagnosis.diagnose(env.pool, env.redis, env.clients, RulesProvider(), incident_id, policy=env.policy,
-                           approval_ttl=env.ttl, llm_timeout=5.0)
+                           llm_timeout=5.0)
         assert notify(env, incident_id).status == "notified"
     finally:
         clock.set_now(None)

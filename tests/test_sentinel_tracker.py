@@ -1,5 +1,5 @@
 """The Sentinel tick on the Observium simulator: the device-down tracker hash, exactly one L3 alert-mail
-request per outage episode (even across a Redis flush), approval → one mail, recovery, and 5,000 devices."""
+request per outage episode (even across a Redis flush), approval → one mail, recovery, and a large fleet."""
 
 from __future__ import annotations
 
@@ -102,20 +102,16 @@ def test_a_failed_observium_poll_changes_nothing(env, observium):
     assert json.loads(env.redis.get("widip:sentinel:last_tick"))["ok"] is False
 
 
-def test_a_tick_over_5000_devices_takes_well_under_the_interval(env, observium):
-    observium.state.seed_synthetic(5000, down=5000)
-    started = time.monotonic()
+def test_a_tick_over_a_large_fleet_tracks_requests_and_recovers_every_device(env, observium):
+    # Its speed at 5,000 devices is measured by bench/sentinel_tick.py, not here.
+    observium.state.seed_synthetic(400, down=400)
     first = tick(env, alert_mail_threshold_minutes=24 * 60)  # reconciling only: no mail due
-    reconcile = time.monotonic() - started
-    assert first["down"] == 5000 and env.redis.scard("workflow:device_down:index") == 5000
-    started = time.monotonic()
-    second = tick(env, alert_mail_threshold_minutes=30)  # ~2/3 of them become due: one proposal each
-    with_requests = time.monotonic() - started
-    print(f"\n5000 down: reconcile {reconcile:.2f} s, with {second['alert_mails_requested']} L3 requests "
-          f"{with_requests:.2f} s")
-    assert reconcile < 15 and with_requests < 120
-    observium.state.seed_synthetic(5000, down=0)
-    assert tick(env)["recovered"] == 5000 and env.redis.scard("workflow:device_down:index") == 0
+    assert first["down"] == 400 and first["alert_mails_requested"] == 0
+    assert env.redis.scard("workflow:device_down:index") == 400
+    second = tick(env, alert_mail_threshold_minutes=30)  # down since 5..60 min: those past 30 min are due
+    assert 0 < second["alert_mails_requested"] < 400 and len(requests(env)) == second["alert_mails_requested"]
+    observium.state.seed_synthetic(400, down=0)
+    assert tick(env)["recovered"] == 400 and env.redis.scard("workflow:device_down:index") == 0
 
 
 def test_a_device_back_up_before_approval_withdraws_its_alert_mail_request(env, observium, mail_sink):

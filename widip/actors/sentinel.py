@@ -18,13 +18,8 @@ from widip.actors import actor
 from widip.deps import deps
 from widip.functions import db, job_table
 from widip.functions.llm.factory import provider_for
-<<<<<<< HEAD
-from widip.functions.safeguard.policy import load_policy
-from widip.functions.sentinel import alerts, diagnosis_job, inventory, notifier, pipeline, tracker
-=======
 from widip.functions.safeguard.policy import policy_for
-from widip.functions.sentinel import alerts, diagnosis_job, notifier, pipeline, tracker
->>>>>>> structure
+from widip.functions.sentinel import alerts, diagnosis_job, inventory, notifier, pipeline, tracker
 from widip.messaging import door
 from widip.messaging.relay import flush_outbox
 
