@@ -123,3 +123,34 @@ def test_an_l3_pause_and_approval_resume_the_same_turn_and_the_next_one_refers_t
     drain(stub_broker, stub_worker)
     last = api.simulate_get(f"/conversations/{cid}/messages", headers=people.tech.headers).json["messages"][-1]
     assert last["content"].startswith(f"Ticket {ticket_id} ")
+
+
+def test_a_documentation_answer_event_carries_the_citations_of_the_passages_it_quotes(
+        api, people, conn, stub_broker, stub_worker):
+    from tests.conftest import drain
+    from widip.functions.docs import ingest
+    from widip.functions.docs.citations import CITATION
+    from widip.functions.docs.embedding import _spacy
+
+    runbook = ("# VPN des sites\n\n## Nouvel EHPAD\n\nLe tunnel VPN d'un nouvel EHPAD se configure sur le "
+               "concentrateur vpn-01 avec le profil site-medico.\n\n## Clinique\n\nUne clinique reçoit deux "
+               "tunnels VPN redondants.\n")
+    document = ingest.ingest_bytes(conn, source="runbooks/vpn-test.md", raw=runbook.encode(), fmt="markdown",
+                                   embedder=_spacy(), actor="test")["document"]
+    cid = post(api, people.tech, "/conversations").json["id"]
+    turn = post(api, people.tech, f"/conversations/{cid}/messages",
+                {"content": "Comment configurer le VPN pour un nouvel EHPAD ?"}).json
+    drain(stub_broker, stub_worker)
+    events = api.simulate_get(turn["events_url"], headers=people.tech.headers).json
+    assert events["status"] == "completed"
+    returned = next(e for e in events["events"] if e["type"] == "tool_result" and e["tool"] == "docs_search")
+    answer = next(e for e in events["events"] if e["type"] == "response")
+    quoted = list(dict.fromkeys(CITATION.findall(answer["message"])))
+    assert quoted and [c["citation"] for c in answer["citations"]] == quoted
+    assert {p["citation"] for p in returned["result"]["passages"]} >= set(quoted)
+    ehpad = answer["citations"][0]
+    assert ehpad == {"citation": ehpad["citation"], "document_id": document["id"], "title": "VPN des sites",
+                     "heading": "VPN des sites > Nouvel EHPAD", "source": "runbooks/vpn-test.md"}
+    # the conversation's assistant message links the same sources
+    message = api.simulate_get(f"/conversations/{cid}/messages", headers=people.tech.headers).json["messages"][-1]
+    assert message["role"] == "assistant" and message["citations"] == answer["citations"]
