@@ -44,12 +44,13 @@ def read_json(req: falcon.Request, schema: dict, *, storable: bool = True):
     return body
 
 
-def check(value, schema: dict, what: str = "body") -> None:
+def check(value, schema: dict, what: str = "body", *, within: str = "") -> None:
+    """Invalid naming the first bad field; `within` ("row 3") names the item of a list being checked."""
     errors = sorted(untrusted.StrictValidator(schema).iter_errors(value), key=lambda e: list(e.absolute_path))
     if errors:
         first = errors[0]
         where = "/".join(str(p) for p in first.absolute_path) or what
-        raise Invalid(f"{where}: {first.message}")
+        raise Invalid(f"{within}: {where}: {first.message}" if within else f"{where}: {first.message}")
 
 
 # --- query parameters: present-but-blank or malformed is a 400, never silently ignored ----------
