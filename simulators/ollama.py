@@ -33,8 +33,11 @@ class State(ScriptState):
         self.models: dict[str, dict] = {}
         super().__init__()
 
-    def add_model(self, name: str, *, family: str, size: str, tools: bool = True, embedding: bool = False) -> None:
-        self.models[name] = {"family": family, "parameter_size": size, "tools": tools, "embedding": embedding}
+    def add_model(self, name: str, *, family: str, size: str, tools: bool = True, embedding: bool = False,
+                  dimensions: int = EMBED_DIMENSIONS) -> None:
+        """`dimensions`: the length of an embedding model's vectors (each real model has its own)."""
+        self.models[name] = {"family": family, "parameter_size": size, "tools": tools, "embedding": embedding,
+                             "dimensions": dimensions}
 
     def seed_demo(self) -> "State":
         """The models of WIDIP's GPU box: Qwen 2.5 14B for Sentinel/Assist, a small one, an embedder."""
@@ -42,6 +45,7 @@ class State(ScriptState):
         self.add_model("llama3.2:3b", family="llama", size="3.2B")
         self.add_model("gemma3:4b", family="gemma3", size="4.3B", tools=False)
         self.add_model("nomic-embed-text:latest", family="nomic-bert", size="137M", tools=False, embedding=True)
+        self.add_model("bge-m3:latest", family="bert", size="567M", tools=False, embedding=True, dimensions=1024)
         return self
 
     def find_model(self, name: str | None) -> str | None:
@@ -199,11 +203,12 @@ class Embed:
         except ValueError as exc:
             return _error(resp, 400, str(exc))
         self._state.record(req.path, safe_headers(req), body)
-        if self._state.find_model(body.get("model")) is None:
+        model = self._state.find_model(body.get("model"))
+        if model is None:
             return _error(resp, 404, f"model \"{body.get('model')}\" not found, try pulling it first")
         inputs = body.get("input")
         inputs = [inputs] if isinstance(inputs, str) else list(inputs or [])
-        dimensions = int(body.get("dimensions") or EMBED_DIMENSIONS)
+        dimensions = int(body.get("dimensions") or self._state.models[model]["dimensions"])
         resp.media = {"model": body["model"], "embeddings": [embed_text(t, dimensions) for t in inputs],
                       "total_duration": 1_000_000, "load_duration": 0,
                       "prompt_eval_count": sum(len(t) // 4 + 1 for t in inputs)}

@@ -165,3 +165,52 @@ def test_documents_over_http_upload_by_n3_list_search_with_rights_and_delete(app
     assert app_client.simulate_delete(f"/documents/{badges}", headers=people.approver.headers).status_code == 404
     assert app_client.simulate_get("/documents/search", params={"q": "badge perdu"},
                                    headers=people.tech.headers).json["passages"] == []
+
+
+def test_changing_the_embedding_model_reembeds_in_the_background_and_never_mixes_dimensions(
+        corpus, embedder, settings, stub_broker, stub_worker, ollama):
+    from tests.conftest import drain
+    from widip import deps as actor_deps
+    from widip.actors.docs import reembed_documents
+    from widip.functions.docs.embedding import embedder_for
+
+    # Given every passage embedded by the offline default (300 dimensions), then OLLAMA_EMBED_MODEL set to
+    # a model of another dimension (bge-m3: 1024)
+    new_settings = settings.with_overrides(ollama_host=ollama[1], ollama_embed_model="bge-m3")
+    new = embedder_for(new_settings)
+    total = corpus.execute("SELECT count(*) AS n FROM chunks").fetchone()["n"]
+    target = corpus.execute("SELECT c.id, c.heading, c.text, d.title FROM chunks c JOIN documents d "
+                            "ON d.id = c.document_id WHERE c.heading LIKE '%%Spécificités EHPAD'").fetchone()
+    question = ingest.embedding_text(target["title"], target["heading"], target["text"])
+
+    # During the transition, each query compares vectors of its own model and dimension only
+    with corpus.transaction():
+        assert ingest.reembed_stale(corpus, new, limit=5) == 5
+    moved = {r["id"] for r in corpus.execute("SELECT id FROM chunks WHERE embedding_model = 'ollama:bge-m3'")}
+    assert len(moved) == 5 and target["id"] not in moved
+    with corpus.transaction():
+        assert set(search.vector_ids(corpus, new.embed([question])[0], new.model, everything(), 50)) == moved
+        old_ids = search.vector_ids(corpus, embedder.embed([question])[0], embedder.model, everything(), total)
+    assert old_ids[0] == target["id"] and not moved & set(old_ids)
+    with corpus.transaction():
+        assert search.search(corpus, question, everything(), embedder=new, limit=3)[0]["heading"] == target["heading"]
+
+    # When the periodic actor runs with the new settings
+    actor_deps.configure(new_settings)
+    reembed_documents.send()
+    drain(stub_broker, stub_worker)
+
+    # Then every passage carries the new model and dimension, the vector search with the new model finds
+    # them through that dimension's HNSW index, and the old model's vectors are gone
+    rows = corpus.execute("SELECT embedding_model, embedding_dim, vector_dims(embedding) AS dims, count(*) AS n "
+                          "FROM chunks GROUP BY 1, 2, 3").fetchall()
+    assert [dict(r) for r in rows] == [{"embedding_model": "ollama:bge-m3", "embedding_dim": 1024, "dims": 1024,
+                                        "n": total}]
+    with corpus.transaction():
+        found = search.search(corpus, question, everything(), embedder=new, mode="vector", limit=3)
+        assert found[0]["heading"] == target["heading"]
+        assert search.vector_ids(corpus, embedder.embed([question])[0], embedder.model, everything()) == []
+    index = corpus.execute("SELECT indexdef FROM pg_indexes WHERE indexname = 'chunks_hnsw_1024'").fetchone()
+    assert "USING hnsw" in index["indexdef"] and "WHERE (embedding_dim = 1024)" in index["indexdef"]
+    # and re-ingesting the unchanged runbooks does nothing
+    assert ingest.ingest_tree(corpus, [RUNBOOKS], new, actor="test") == {"unchanged": len(list(RUNBOOKS.glob("*.md")))}

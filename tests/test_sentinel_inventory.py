@@ -1,4 +1,5 @@
-"""The estate: CSV import (and its errors), PUT /inventory/devices/… (N3+, audited), placing an alert's device
+"""The estate: CSV import (and its errors, and lines without a device), PUT /inventory/devices (a list, all or
+nothing) and /inventory/devices/… (N3+, audited), placing an alert's device
 in its site and client, maintenance windows matched through it, recoveries filtered and counted, unmapped devices
 listed, the edge bodies kept (huge CONDITIONS, ALERT_STATUS without ALERT_STATE), the demo mapped, the CLI."""
 
@@ -62,7 +63,10 @@ def test_the_import_maps_devices_to_sites_clients_entities_and_lines(env, estate
     ("hostname,site\nx,y\n", "missing column(s) client"),
     ("hostname,site,client,role\nx,S,C,toaster\n", "line 2: role must be one of"),
     ("hostname,site,client,glpi_entity_id\nx,S,C,abc\n", "line 2: glpi_entity_id must be an integer"),
-    ("hostname,site,client,service_ref\nx,S,C,REF-1\n", "service_ref REF-1 needs an operator"),
+    ("hostname,site,client,service_ref\nx,S,C,REF-1\n", "line 2: service_ref REF-1 needs an operator"),
+    ("hostname,site,client\nx,S,C\n,S,C\n", "line 3: hostname is required (leave it empty only to declare"),
+    ("hostname,site,client,role,operator,service_ref\n,S,C,switch,orange,REF-2\n",
+     "line 2: role need(s) a hostname"),
 ])
 def test_a_bad_csv_is_refused_naming_the_line_and_nothing_is_loaded(env, tmp_path, text, message):
     path = tmp_path / "bad.csv"
@@ -179,6 +183,55 @@ def test_put_inventory_device_needs_n3_is_audited_and_bad_bodies_get_a_400(setti
     assert audited and audited[0]["actor"] == "human:approver" and "EHPAD Neuf - Brest" in audited[0]["reason"]
     assert api.simulate_delete(path, headers=people.approver.headers).status_code == 200
     assert api.simulate_get(path, headers=people.tech.headers).status_code == 404
+
+
+def test_a_csv_row_without_device_declares_an_operator_line_of_the_site(env, tmp_path):
+    path = tmp_path / "estate.csv"
+    path.write_text(ESTATE + ",,EHPAD Les Lilas - Nantes,,Groupe Les Lilas,,,,Orange,SDSL-N-9,sdsl\n"
+                    ",,Clinique du Parc - Lyon,,Clinique du Parc,,,,phibee,FTTH-P-1,\n", encoding="utf-8")
+    with db.transaction(env.pool) as conn:
+        report = inventory.import_csv(conn, path)
+        nantes = inventory.lookup(conn, device_id=None, hostname="sw-lilas.widip.net")
+        parc = inventory.site_named(conn, "Clinique du Parc - Lyon")
+    assert report == {"devices": 3, "sites": 3, "clients": 2, "lines": 4}
+    assert [(line["service_ref"], line["operator"], line["technology"]) for line in nantes["site_lines"]] == [
+        ("FTTH-N-1", "phibee", "ftth"), ("SDSL-N-9", "orange", "sdsl")]
+    assert parc["client"] == "Clinique du Parc" and parc["site_devices"] == []
+    assert [line["service_ref"] for line in parc["site_lines"]] == ["FTTH-P-1"]
+
+
+def test_put_inventory_devices_loads_a_list_all_or_nothing_naming_the_bad_row_and_audits_each(
+        settings, people, conn):
+    api = TestClient(create_app(build_context(settings)))
+    rows = [{"hostname": "cpe-neuf.widip.net", "site": "EHPAD Neuf - Brest", "client": "EHPAD Neuf",
+             "glpi_entity_id": 42, "role": "access", "operator": "Phibee", "service_ref": "FTTH-B-1",
+             "technology": "ftth"},
+            {"hostname": "sw-neuf.widip.net", "device_id": 9002, "site": "EHPAD Neuf - Brest", "client": "EHPAD Neuf",
+             "role": "switch", "sub_location": "baie"},
+            {"site": "EHPAD Neuf - Brest", "client": "EHPAD Neuf", "operator": "Orange", "service_ref": "SDSL-B-2",
+             "technology": "sdsl"}]
+    put = lambda body, who: api.simulate_put("/inventory/devices", json=body, headers=who.headers)  # noqa: E731
+    assert put(rows, people.tech).status_code == 403
+    for bad, message in (
+            ([rows[0], {**rows[1], "role": "toaster"}], "row 2: role: 'toaster' is not one of"),
+            ([rows[0], {"site": "S"}], "row 2: fields: 'client' is a required property"),
+            ([rows[0], rows[1], {**rows[2], "service_ref": None}], "row 3: hostname is required"),
+            ([{**rows[0], "operator": None}], "row 1: service_ref FTTH-B-1 needs an operator"),
+            ([{**rows[1], "hostname": "sw neuf"}], "row 1: hostname: 'sw neuf' does not match"),
+            ([], "should be non-empty")):
+        refused = put(bad, people.approver)
+        assert refused.status_code == 400 and message in refused.json["description"], refused.json
+    assert conn.execute("SELECT count(*) AS n FROM inventory_devices").fetchone()["n"] == 0  # nothing half-loaded
+    loaded = put(rows, people.approver)
+    assert loaded.status_code == 200 and loaded.json == {"devices": 2, "sites": 1, "clients": 1, "lines": 2}
+    switch = api.simulate_get("/inventory/devices/sw-neuf.widip.net", headers=people.tech.headers).json
+    assert switch["device_id"] == "9002" and switch["glpi_entity_id"] == 42 and switch["sub_location"] == "baie"
+    assert [line["service_ref"] for line in switch["site_lines"]] == ["FTTH-B-1", "SDSL-B-2"]
+    audited = conn.execute("SELECT actor, reason FROM safeguard_audit WHERE action = 'inventory_changed' "
+                           "ORDER BY id").fetchall()
+    assert [a["actor"] for a in audited] == ["human:approver"] * 3
+    assert audited[0]["reason"] == "device cpe-neuf.widip.net mapped to EHPAD Neuf - Brest (EHPAD Neuf)"
+    assert audited[2]["reason"] == "line SDSL-B-2 of Orange declared for EHPAD Neuf - Brest (EHPAD Neuf)"
 
 
 def test_widip_inventory_import_loads_a_file_and_reports_a_bad_one(settings, tmp_path, monkeypatch, capsys):

@@ -52,6 +52,16 @@ def post(api, who, path, body=None):
     return api.simulate_post(path, json=body, headers=who.headers)
 
 
+def first_turn(api, who, content: str, broker, worker) -> tuple[str, dict]:
+    """A new conversation whose first message ran until it rests; (conversation id, its events page)."""
+    from tests.conftest import drain
+
+    cid = post(api, who, "/conversations").json["id"]
+    turn = post(api, who, f"/conversations/{cid}/messages", {"content": content}).json
+    drain(broker, worker)
+    return cid, api.simulate_get(turn["events_url"], headers=who.headers).json
+
+
 def test_conversations_are_private_titled_by_their_first_message_and_listed_newest_first(api, people):
     first = post(api, people.tech, "/conversations").json["id"]
     second = post(api, people.tech, "/conversations", {"title": "Sauvegardes"}).json["id"]
@@ -102,11 +112,8 @@ def test_an_l3_pause_and_approval_resume_the_same_turn_and_the_next_one_refers_t
     settings = integrated_settings.with_overrides(llm_provider="rules")
     api = TestClient(create_app(build_context(settings)))
     actor_deps.configure(settings)
-    cid = post(api, people.tech, "/conversations").json["id"]
-    turn = post(api, people.tech, f"/conversations/{cid}/messages",
-                {"content": "Crée un ticket pour l'imprimante en panne au 2e étage"}).json
-    drain(stub_broker, stub_worker)
-    events = api.simulate_get(turn["events_url"], headers=people.tech.headers).json
+    cid, events = first_turn(api, people.tech, "Crée un ticket pour l'imprimante en panne au 2e étage",
+                             stub_broker, stub_worker)
     assert events["status"] == "waiting_approval"
     listing = api.simulate_get(f"/conversations/{cid}/messages", headers=people.tech.headers).json["messages"]
     assert [(m["role"], m["turn_status"]) for m in listing] == [("user", "waiting_approval")]
@@ -116,10 +123,37 @@ def test_an_l3_pause_and_approval_resume_the_same_turn_and_the_next_one_refers_t
     drain(stub_broker, stub_worker)
     listing = api.simulate_get(f"/conversations/{cid}/messages", headers=people.tech.headers).json["messages"]
     answer = listing[-1]
-    assert answer["role"] == "assistant" and answer["session_id"] == turn["session_id"]
+    assert answer["role"] == "assistant" and answer["session_id"] == events["session_id"]
     ticket_id = int(answer["content"].split("Ticket GLPI ")[1].split()[0])
     # "et celui-là ?" now means the ticket just created
     post(api, people.tech, f"/conversations/{cid}/messages", {"content": "et celui-là, il en est où ?"})
     drain(stub_broker, stub_worker)
     last = api.simulate_get(f"/conversations/{cid}/messages", headers=people.tech.headers).json["messages"][-1]
     assert last["content"].startswith(f"Ticket {ticket_id} ")
+
+
+def test_a_documentation_answer_event_carries_the_citations_of_the_passages_it_quotes(
+        api, people, conn, stub_broker, stub_worker):
+    from widip.functions.docs import ingest
+    from widip.functions.docs.citations import CITATION
+    from widip.functions.docs.embedding import _spacy
+
+    runbook = ("# VPN des sites\n\n## Nouvel EHPAD\n\nLe tunnel VPN d'un nouvel EHPAD se configure sur le "
+               "concentrateur vpn-01 avec le profil site-medico.\n\n## Clinique\n\nUne clinique reçoit deux "
+               "tunnels VPN redondants.\n")
+    document = ingest.ingest_bytes(conn, source="runbooks/vpn-test.md", raw=runbook.encode(), fmt="markdown",
+                                   embedder=_spacy(), actor="test")["document"]
+    cid, events = first_turn(api, people.tech, "Comment configurer le VPN pour un nouvel EHPAD ?",
+                             stub_broker, stub_worker)
+    assert events["status"] == "completed"
+    returned = next(e for e in events["events"] if e["type"] == "tool_result" and e["tool"] == "docs_search")
+    answer = next(e for e in events["events"] if e["type"] == "response")
+    quoted = list(dict.fromkeys(CITATION.findall(answer["message"])))
+    assert quoted and [c["citation"] for c in answer["citations"]] == quoted
+    assert {p["citation"] for p in returned["result"]["passages"]} >= set(quoted)
+    ehpad = answer["citations"][0]
+    assert ehpad == {"citation": ehpad["citation"], "document_id": document["id"], "title": "VPN des sites",
+                     "heading": "VPN des sites > Nouvel EHPAD", "source": "runbooks/vpn-test.md"}
+    # the conversation's assistant message links the same sources
+    message = api.simulate_get(f"/conversations/{cid}/messages", headers=people.tech.headers).json["messages"][-1]
+    assert message["role"] == "assistant" and message["citations"] == answer["citations"]

@@ -31,14 +31,14 @@ StrictValidator = validators.extend(
     Draft202012Validator, type_checker=Draft202012Validator.TYPE_CHECKER.redefine("integer", _is_integer))
 
 
-def check(value: Any, schema: dict, what: str = "body") -> None:
+def check(value: Any, schema: dict, what: str = "body", *, within: str = "") -> None:
     """Raise Invalid naming the first place `value` breaks `schema` ("path: message"; `what` when the
-    problem is the value as a whole)."""
+    problem is the value as a whole; `within`, e.g. "row 3", names the item of a list being checked)."""
     errors = sorted(StrictValidator(schema).iter_errors(value), key=lambda e: list(e.absolute_path))
     if errors:
         first = errors[0]
         where = "/".join(str(p) for p in first.absolute_path) or what
-        raise Invalid(f"{where}: {first.message}")
+        raise Invalid(f"{within}: {where}: {first.message}" if within else f"{where}: {first.message}")
 
 
 def problem(value: Any, *, max_depth: int = MAX_DEPTH) -> str | None:

@@ -15,6 +15,15 @@ from widip.http.validation import read_json
 
 START_SCHEMA = {"type": "object", "additionalProperties": False, "required": ["message"],
                 "properties": {"message": {"type": "string", "minLength": 1, "maxLength": 8000}}}
+#: A passage an answer cites: the id in its text ("[doc12-3f2a9c1b]") and what to link it to.
+CITATION_SCHEMA = {"type": "object", "required": ["citation"], "properties": {
+    "citation": {"type": "string"}, "document_id": {"type": ["integer", "null"]}, "title": {"type": ["string", "null"]},
+    "heading": {"type": ["string", "null"]}, "source": {"type": ["string", "null"]}}}
+#: One event (docs/architecture.md §7); `citations` is on a `response` that quotes the documentation.
+EVENT_SCHEMA = {"type": "object", "required": ["seq", "type", "session_id", "at"], "properties": {
+    "seq": {"type": "integer"}, "type": {"type": "string"}, "session_id": {"type": "string"},
+    "at": {"type": "string"}, "message": {"type": "string"}, "tool": {"type": "string"},
+    "citations": {"type": "array", "items": CITATION_SCHEMA}}}
 SESSION_PARAM = [{"name": "session_id", "in": "path", "required": True, "schema": {"type": "string"}}]
 SECURED = [{"bearer": []}]
 OPENAPI_PATHS = {
@@ -34,7 +43,7 @@ OPENAPI_PATHS = {
         "parameters": SESSION_PARAM + [{"name": "after", "in": "query", "required": False,
                                         "schema": {"type": "integer", "minimum": 0}}],
         "responses": {"200": json_response("events", {"type": "object", "properties": {
-            "events": {"type": "array"}, "status": {"type": "string"}}}),
+            "events": {"type": "array", "items": EVENT_SCHEMA}, "status": {"type": "string"}}}),
             "400": error("bad parameter"), "401": error("not logged in"), "403": error("not yours"),
             "404": error("no such session")}}},
 }

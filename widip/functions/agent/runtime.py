@@ -24,6 +24,7 @@ from widip.functions.agent.personas import Persona, get_persona, visible_tools
 from widip.functions.agent.sessions import add_event, get_session
 from widip.functions.callers import Caller
 from widip.functions.db import Jsonb, transaction
+from widip.functions.docs import citations
 from widip.functions.llm.base import Message, ToolSpec
 from widip.functions.safeguard import calls
 from widip.functions.safeguard.policy import Policy
@@ -162,7 +163,8 @@ def _apply(conn: Connection, session: dict, persona: Persona, caller: Caller, tr
                  "updated_at = now() WHERE id = %s",
                  (Jsonb([m.to_dict() for m in transcript]), completion.provider, sid))
     if not completion.tool_calls:
-        add_event(conn, sid, "response", message=completion.text)
+        add_event(conn, sid, "response", message=completion.text,
+                  citations=citations.of_session(conn, sid, completion.text) or None)
         add_event(conn, sid, "done", success=True)
         conn.execute("UPDATE agent_sessions SET status = 'completed', result = %s WHERE id = %s",
                      (Jsonb({"text": completion.text}), sid))

@@ -12,9 +12,10 @@ from widip.functions.agent.personas import get_persona
 from widip.functions.callers import Caller
 from widip.functions.db import Jsonb
 
-#: Fields of the seed's StreamingStep an event may carry (docs/architecture.md).
+#: Fields of the seed's StreamingStep an event may carry (docs/architecture.md); `citations` on an
+#: answer lists the documentation passages it quotes (widip.functions.docs.citations).
 EVENT_FIELDS = ("message", "tool", "params", "result", "success", "error", "request_id", "security_level",
-                "call_id", "deferred_id", "fallback")
+                "call_id", "deferred_id", "fallback", "citations")
 #: Accreditation that may read any session's events (approvers and admins).
 READ_ANY_LEVEL = 3
 

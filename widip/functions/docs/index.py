@@ -28,8 +28,8 @@ class DocsIndex:
             rights = access_for(conn, principal_user_id) if principal_user_id else None
             found = search(conn, query, Scope.of(rights), embedder=embedder, limit=limit)
         return {"query": query, "passages": [
-            {"citation": p["citation"], "title": p["title"], "heading": p["heading"], "source": p["source"],
-             "text": p["text"][:PASSAGE_CHARS]} for p in found],
+            {"citation": p["citation"], "document_id": p["document_id"], "title": p["title"],
+             "heading": p["heading"], "source": p["source"], "text": p["text"][:PASSAGE_CHARS]} for p in found],
             "consigne": "Cite chaque source utilisée entre crochets, par exemple [" +
                         (found[0]["citation"] if found else "doc1-abcdef12") + "]."}
 

@@ -1,8 +1,10 @@
 """Ingestion: a document's chunks, embedded and indexed, replaced in one transaction.
 
-Idempotent by checksum (raw bytes, class, client and embedding model): re-ingesting an unchanged
-file does nothing; a changed one replaces its chunks atomically, so a search never sees half a
-document. Embeddings are computed before the transaction so it stays short.
+Idempotent by checksum (raw bytes, class and client): re-ingesting an unchanged file does nothing;
+a changed one replaces its chunks atomically, so a search never sees half a document. Embeddings
+are computed before the transaction so it stays short. The embedding model is not in the checksum:
+after a model change the chunks are re-embedded in the background (`reembed_stale`), and an
+unchanged file stays unchanged before and after.
 """
 
 from __future__ import annotations
@@ -106,8 +108,7 @@ def ingest_bytes(conn: Connection, *, source: str, raw: bytes, fmt: str, embedde
     if fmt not in FORMATS:
         raise Invalid(f"format must be one of {', '.join(FORMATS)}")
     client = (client or "").strip() or None
-    checksum = hashlib.sha256(b"\0".join([raw, doc_class.encode(), (client or "").encode(),
-                                          embedder.model.encode()])).hexdigest()
+    checksum = hashlib.sha256(b"\0".join([raw, doc_class.encode(), (client or "").encode()])).hexdigest()
     existing = conn.execute("SELECT * FROM documents WHERE source = %s", (source,)).fetchone()
     if existing and existing["checksum"] == checksum:
         return {"status": "unchanged", "document": existing}
@@ -151,6 +152,7 @@ def embedding_text(title: str, heading: str, text: str) -> str:
 def insert_chunks(conn: Connection, document_id: int, chunks: list[Chunk], vectors, embedder: Embedder) -> None:
     """COPY the chunks in (several times faster than row inserts with the indexes live)."""
     dimension = len(vectors[0]) if vectors else embedder.dimension
+    ensure_vector_index(conn, dimension)
     with conn.cursor() as cur, cur.copy("COPY chunks (document_id, position, heading, text, citation, embedding, "
                                         "embedding_model, embedding_dim) FROM STDIN") as copy:
         for c, v in zip(chunks, vectors):
@@ -158,19 +160,49 @@ def insert_chunks(conn: Connection, document_id: int, chunks: list[Chunk], vecto
                             vector_literal(v), embedder.model, dimension))
 
 
+#: Chunks embedded by another model than %(model)s; two ranges rather than `IS DISTINCT FROM` so the
+#: (embedding_model, embedding_dim) index answers "is any chunk stale?" without reading the table.
+STALE = "(c.embedding_model < %(model)s OR c.embedding_model > %(model)s OR c.embedding_model IS NULL)"
+#: pgvector indexes `vector` columns of at most this many dimensions.
+HNSW_MAX_DIMENSIONS = 2000
+
+
+def has_stale(conn: Connection, model: str) -> bool:
+    """Whether some chunk is still embedded by another model than `model` (a re-embed is under way)."""
+    return conn.execute(f"SELECT EXISTS (SELECT 1 FROM chunks c WHERE {STALE}) AS stale",
+                        {"model": model}).fetchone()["stale"]
+
+
+def ensure_vector_index(conn: Connection, dimension: int) -> None:
+    """The partial HNSW index of chunks of `dimension` (pgvector indexes a fixed dimension only).
+
+    sql/ creates those of the default embedders (300, 768); a model of another dimension gets its
+    own on first use, while it has no chunk yet, so the index build costs nothing.
+    """
+    name = f"chunks_hnsw_{int(dimension)}"
+    if not 0 < dimension <= HNSW_MAX_DIMENSIONS or conn.execute("SELECT to_regclass(%s) IS NOT NULL AS known",
+                                                                 (name,)).fetchone()["known"]:
+        return
+    conn.execute("SELECT pg_advisory_xact_lock(hashtext('widip:docs:hnsw'))")
+    conn.execute(f"CREATE INDEX IF NOT EXISTS {name} ON chunks USING hnsw ((embedding::vector({int(dimension)})) "
+                 f"vector_cosine_ops) WHERE embedding_dim = {int(dimension)}")
+    logger.info("created the HNSW index %s", name)
+
+
 def reembed_stale(conn: Connection, embedder: Embedder, *, limit: int = 256) -> int:
     """Re-embed up to `limit` chunks made by another model (after OLLAMA_EMBED_MODEL changed).
 
-    Until a chunk is re-embedded it is found by full-text search only: a query's vector is only
-    compared with vectors of its own model and dimension.
+    A query's vector is only compared with vectors of its own model and dimension; while some
+    chunks are stale, hybrid search ranks by full text alone (see search.search).
     """
     rows = conn.execute(
         "SELECT c.id, c.heading, c.text, d.title FROM chunks c JOIN documents d ON d.id = c.document_id "
-        "WHERE c.embedding_model IS DISTINCT FROM %s ORDER BY c.id LIMIT %s FOR UPDATE OF c SKIP LOCKED",
-        (embedder.model, limit)).fetchall()
+        f"WHERE {STALE} ORDER BY c.id LIMIT %(limit)s FOR UPDATE OF c SKIP LOCKED",
+        {"model": embedder.model, "limit": limit}).fetchall()
     if not rows:
         return 0
     vectors = embedder.embed([embedding_text(r["title"], r["heading"], r["text"]) for r in rows])
+    ensure_vector_index(conn, len(vectors[0]))
     with conn.cursor() as cur:
         cur.executemany("UPDATE chunks SET embedding = %s::vector, embedding_model = %s, embedding_dim = %s "
                         "WHERE id = %s",

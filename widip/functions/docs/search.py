@@ -15,7 +15,7 @@ from psycopg import Connection, sql
 
 from widip.errors import Invalid
 from widip.functions.access_matrix import WILDCARD, AccessRights
-from widip.functions.docs.ingest import vector_literal
+from widip.functions.docs.ingest import has_stale, vector_literal
 
 MODES = ("hybrid", "fulltext", "vector")
 #: RRF constant (Cormack et al. 2009): damps the weight of the very first ranks.
@@ -179,7 +179,8 @@ def search(conn: Connection, query: str, scope: Scope, *, embedder=None, limit: 
     """The best passages for `query` the scope allows, with title, heading path and citation id.
 
     Without an embedder (the web process, where the offline model is never loaded) the ranking is
-    full-text only.
+    full-text only. So is a hybrid ranking while the embedding model changes: the vector ranking
+    would only see the passages already re-embedded and push them up whatever their relevance.
     """
     query = (query or "").strip()
     if not query:
@@ -192,7 +193,7 @@ def search(conn: Connection, query: str, scope: Scope, *, embedder=None, limit: 
     rankings = []
     if mode in ("hybrid", "fulltext"):
         rankings.append(fulltext_ids(conn, query, scope))
-    if mode in ("hybrid", "vector") and embedder is not None:
+    if embedder is not None and (mode == "vector" or mode == "hybrid" and not has_stale(conn, embedder.model)):
         rankings.append(vector_ids(conn, embedder.embed([query])[0], embedder.model, scope))
     ids = fuse(*rankings)[:limit]
     return passages(conn, ids)

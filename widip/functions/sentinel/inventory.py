@@ -1,10 +1,13 @@
 """The estate: which site, client, GLPI entity, operator and line each monitored device belongs to.
 
 Without it a device's site was the whole Observium location (room included) and its operator a guess
-from the alert text. One CSV row per device (`widip inventory import FILE.csv`, PUT /inventory/devices/…):
+from the alert text. One CSV row per device (`widip inventory import FILE.csv`; PUT /inventory/devices
+takes the same rows as a JSON list, PUT /inventory/devices/{hostname} one device):
 
     hostname,device_id,site,sub_location,client,glpi_entity_id,widip,role,operator,service_ref,technology
 
+A row with no hostname declares an operator line of the site without any device behind it (a line
+ops know of before its router is monitored): site, client, operator, service_ref and technology.
 Rows upsert clients (by name), sites (by name), operator lines (by service_ref) and devices (by
 hostname). `sync_observium` (`widip inventory sync`) enriches it: every Observium device not yet
 mapped is added from its location (site + sub-location, client), its type (role) and, when GLPI knows
@@ -47,6 +50,12 @@ DEVICE_SCHEMA = {
         "technology": {"type": ["string", "null"], "maxLength": 32},
     },
 }
+#: One row of a bulk load: a device (hostname) or, without hostname, an operator line of the site.
+ROW_SCHEMA = {**DEVICE_SCHEMA, "properties": {
+    "hostname": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": r"^[^\s/?#]+$"},
+    **DEVICE_SCHEMA["properties"]}}
+#: Fields that only make sense for a device, refused on a line row (no hostname).
+DEVICE_ONLY = ("device_id", "sub_location", "role")
 
 
 def parse_location(location: str | None) -> tuple[str | None, str | None, str | None]:
@@ -80,20 +89,25 @@ def parse_csv(text: str) -> list[dict]:
             raise Invalid(f"inventory CSV: more than {MAX_ROWS} rows")
         if not any((v or "").strip() for v in row.values() if isinstance(v, str)):
             continue
-        rows.append({"_line": line, **{k: (row.get(k) or "").strip() or None for k in COLUMNS}})
+        rows.append({"_where": f"line {line}", **{k: (row.get(k) or "").strip() or None for k in COLUMNS}})
     return rows
 
 
 def import_rows(conn: Connection, rows: list[dict], *, source: str = "import") -> dict:
-    """Upsert every row in one transaction (the caller's); a report of what was loaded."""
+    """Upsert every row in one transaction (the caller's); a report of what was loaded.
+
+    A row's `_where` ("line 3", "row 2") prefixes its errors, so a refusal names the row and field.
+    """
     report = {"devices": 0, "sites": set(), "clients": set(), "lines": set()}
     for row in rows:
-        where = f"line {row['_line']}: " if row.get("_line") else ""
-        if not row.get("hostname"):
-            raise Invalid(f"{where}hostname is required")
+        where = f"{row['_where']}: " if row.get("_where") else ""
         data = _normalise(row, where)
-        upsert_device(conn, row["hostname"], data, source=source)
-        report["devices"] += 1
+        if row.get("hostname"):
+            upsert_device(conn, row["hostname"], data, source=source)
+            report["devices"] += 1
+        else:
+            _check_line_row(data, where)
+            upsert_site(conn, data)
         report["sites"].add(data["site"].lower())
         report["clients"].add(data["client"].lower())
         if data.get("service_ref"):
@@ -101,9 +115,19 @@ def import_rows(conn: Connection, rows: list[dict], *, source: str = "import") -
     return {k: (len(v) if isinstance(v, set) else v) for k, v in report.items()}
 
 
-def upsert_device(conn: Connection, hostname: str, data: dict, *, source: str = "api") -> dict:
-    """Create or replace one device's mapping (client, site and line upserted on the way)."""
-    data = _normalise(data, "")
+def _check_line_row(data: dict, where: str) -> None:
+    """A row without hostname must declare a line, and only a line."""
+    if not data.get("service_ref"):
+        raise Invalid(f"{where}hostname is required (leave it empty only to declare a site's operator line "
+                      "with operator and service_ref)")
+    extra = [name for name in DEVICE_ONLY if data.get(name) not in (None, "") and not (name == "role" and
+                                                                                      data[name] == "other")]
+    if extra:
+        raise Invalid(f"{where}{', '.join(extra)} need(s) a hostname (a row without hostname declares a line)")
+
+
+def upsert_site(conn: Connection, data: dict) -> int:
+    """Upsert the client, the site and, when `data` names one, the site's operator line; the site id."""
     client_id = conn.execute(
         "INSERT INTO clients (name, glpi_entity_id, widip) VALUES (%s, %s, %s) ON CONFLICT (lower(name)) DO UPDATE "
         "SET glpi_entity_id = coalesce(EXCLUDED.glpi_entity_id, clients.glpi_entity_id), "
@@ -113,13 +137,18 @@ def upsert_device(conn: Connection, hostname: str, data: dict, *, source: str = 
         "INSERT INTO sites (name, client_id) VALUES (%s, %s) ON CONFLICT (lower(name)) DO UPDATE "
         "SET client_id = EXCLUDED.client_id, updated_at = now() RETURNING id", (data["site"], client_id)).fetchone()["id"]
     if data.get("service_ref"):
-        if not data.get("operator"):
-            raise Invalid(f"service_ref {data['service_ref']} needs an operator")
         conn.execute(
             "INSERT INTO operator_lines (service_ref, site_id, operator, technology) VALUES (%s, %s, %s, %s) "
             "ON CONFLICT (service_ref) DO UPDATE SET site_id = EXCLUDED.site_id, operator = EXCLUDED.operator, "
             "technology = coalesce(EXCLUDED.technology, operator_lines.technology), updated_at = now()",
             (data["service_ref"], site_id, data["operator"].lower(), data.get("technology")))
+    return site_id
+
+
+def upsert_device(conn: Connection, hostname: str, data: dict, *, source: str = "api") -> dict:
+    """Create or replace one device's mapping (client, site and line upserted on the way)."""
+    data = _normalise(data, "")
+    site_id = upsert_site(conn, data)
     device_id = str(data["device_id"]) if data.get("device_id") not in (None, "") else None
     if device_id:  # an Observium id moves with its device: free it from a stale row first
         conn.execute("UPDATE inventory_devices SET device_id = NULL WHERE device_id = %s AND lower(hostname) <> "
@@ -256,6 +285,8 @@ def _normalise(row: dict, where: str) -> dict:
             raise Invalid(f"{where}glpi_entity_id must be an integer") from None
         if not 0 <= entity <= MAX_ENTITY_ID:
             raise Invalid(f"{where}glpi_entity_id must be between 0 and {MAX_ENTITY_ID}")
+    if data.get("service_ref") and not data.get("operator"):
+        raise Invalid(f"{where}service_ref {data['service_ref']} needs an operator")
     widip = data.get("widip")
     if isinstance(widip, str):
         widip = widip.lower() in ("1", "true", "yes", "oui")

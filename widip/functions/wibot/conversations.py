@@ -7,7 +7,6 @@ Only the owner sees a conversation: anyone else gets the same 404 as for an id t
 
 from __future__ import annotations
 
-import re
 import uuid
 
 from psycopg import Connection
@@ -19,12 +18,12 @@ from widip.functions.agent import sessions
 from widip.functions.agent.personas import get_persona, visible_tools
 from widip.functions.callers import Caller
 from widip.functions.db import Jsonb
+from widip.functions.docs import citations
 from widip.functions.identity import get_user
 from widip.functions.wibot import memory, prompt
 
 PERSONA = "wibot"
 RUNNING = ("active", "waiting_approval")
-_CITATION = re.compile(r"\[(doc\d+-[0-9a-f]{8})\]")
 
 
 def _check_id(conversation_id: str) -> str:
@@ -141,10 +140,11 @@ def sync_answers(conn: Connection, conversation: dict) -> dict:
             text = "Désolé, je n'ai pas pu terminer cette demande : " + (turn["error"] or turn["status"]) + "."
         calls = conn.execute("SELECT tool_name, arguments, status, result FROM tool_calls WHERE session_id = %s "
                              "ORDER BY created_at", (turn["session_id"],)).fetchall()
-        citations = _citations(text, calls)
+        cited = citations.cited(text, [c["result"] for c in calls
+                                       if c["tool_name"] == citations.SEARCH_TOOL and c["status"] == "done"])
         conn.execute("INSERT INTO conversation_messages (conversation_id, role, content, session_id, citations) "
                      "VALUES (%s, 'assistant', %s, %s, %s) ON CONFLICT DO NOTHING",
-                     (conversation["id"], text, turn["session_id"], Jsonb(citations)))
+                     (conversation["id"], text, turn["session_id"], Jsonb(cited)))
         found = memory.extract_entities(turn["content"] + "\n" + text,
                                         [(c["tool_name"], c["arguments"] or {}) for c in calls],
                                         [c["result"] for c in calls if c["status"] == "done"])
@@ -154,18 +154,6 @@ def sync_answers(conn: Connection, conversation: dict) -> dict:
                      (Jsonb(entities), conversation["id"]))
         conversation = {**conversation, "entities": entities}
     return conversation
-
-
-def _citations(text: str, calls: list[dict]) -> list[dict]:
-    """The passages the answer cites (those docs_search returned); all returned ones if it cites none."""
-    returned: dict[str, dict] = {}
-    for call in calls:
-        if call["tool_name"] == "docs_search" and call["status"] == "done" and isinstance(call["result"], dict):
-            for passage in call["result"].get("passages") or ():
-                returned.setdefault(passage["citation"], {k: passage.get(k) for k in
-                                                          ("citation", "title", "heading", "source")})
-    cited = [returned[c] for c in dict.fromkeys(_CITATION.findall(text or "")) if c in returned]
-    return cited or list(returned.values())
 
 
 def delete(conn: Connection, conversation_id: str, user: Caller) -> None:
