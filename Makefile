@@ -26,8 +26,11 @@ browser:
 	  else echo "browser tests need: sudo apt-get install chromium chromium-driver" >&2; exit 1; fi; \
 	fi
 
+# Three pytest workers (pytest-xdist), each with its own embedded PostgreSQL and Valkey: most tests wait on
+# real processes and servers, so even two cores run three at once well (TEST_WORKERS=0: one process).
+TEST_WORKERS ?= 3
 test: $(STAMP) browser
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS)
 
 # Schemathesis against a real web process, ≥ 5,000 cases per identity (make test runs a few hundred).
 fuzz: $(STAMP)

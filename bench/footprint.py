@@ -34,7 +34,7 @@ from bench.common import Figure, free_port, report  # noqa: E402
 
 BIN = Path(sys.executable).parent
 MB = 1024 * 1024
-STACK_ORDER = ("launcher", "web", "worker", "llm", "scheduler")
+STACK_ORDER = ("launcher", "web", "worker", "llm", "scheduler", "mcp")
 
 
 def read_proc(pid: int) -> dict | None:
@@ -154,8 +154,6 @@ def describe(groups: dict[str, list[dict]]) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    import httpx
-
     from bench.alert_storm import storm
     from widip.launcher import read_env_file
 

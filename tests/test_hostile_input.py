@@ -99,6 +99,17 @@ def test_a_tool_call_with_unstorable_text_is_refused_with_400_and_audited(api, p
     assert "\ufffd" in rows[0]["args_redacted"]["content"]
 
 
+@pytest.mark.parametrize("raw", [
+    '{"ALERT_ID": "1", "ALERT_STATE": "ALERT", "DEVICE_HOSTNAME": "a\\u0000b"}'.encode("utf-16"),
+    '{"ALERT_ID": "1", "ALERT_STATE": "ALERT", "DEVICE_HOSTNAME": "x"}'.encode().replace(b'"x"', b'"\xed\xa0\x80"'),
+], ids=["escaped NUL in UTF-16", "raw UTF-8 surrogate bytes"])
+def test_unstorable_text_in_any_encoding_is_a_400_not_a_database_error(api, conn, raw):
+    result = api.simulate_post("/webhook/widip-alertes", body=raw, query_string=f"token={WEBHOOK_TOKEN}",
+                               headers={"Content-Type": "application/json"})
+    assert result.status_code == 400 and "NUL" in result.json["description"]
+    assert conn.execute("SELECT count(*) AS n FROM alerts").fetchone()["n"] == 0
+
+
 def test_a_tool_call_nested_too_deep_is_refused_and_audited(api, people, conn):
     result = api.simulate_post("/tools/glpi_get_ticket_details", body=b'{"a":' * 5000 + b"1" + b"}" * 5000,
                                headers=people.admin.headers)

@@ -41,9 +41,17 @@ def check(value: Any, schema: dict, what: str = "body", *, within: str = "") -> 
         raise Invalid(f"{within}: {where}: {first.message}" if within else f"{where}: {first.message}")
 
 
-def problem(value: Any, *, max_depth: int = MAX_DEPTH) -> str | None:
+def may_decode_unstorable(raw: bytes) -> bool:
+    """Whether JSON text can decode to a NUL or a lone surrogate: in UTF-8, only through a \\u escape
+    or a byte that starts an encoded surrogate (json.loads decodes bytes with 'surrogatepass'); UTF-16
+    and UTF-32 texts (which json.loads also accepts) hold NUL bytes. When it cannot,
+    `problem(..., strings=False)` skips scanning every string of the body."""
+    return b"\\u" in raw or b"\xed" in raw or b"\x00" in raw
+
+
+def problem(value: Any, *, max_depth: int = MAX_DEPTH, strings: bool = True) -> str | None:
     """Why `value` cannot be accepted (too deep, NUL byte, lone surrogate), naming where; or None.
-    Iterative, so hostile depth cannot exhaust the stack here."""
+    Iterative, so hostile depth cannot exhaust the stack here. `strings=False`: only the depth."""
     stack = [(value, 1, "")]
     while stack:
         item, depth, where = stack.pop()
@@ -53,10 +61,10 @@ def problem(value: Any, *, max_depth: int = MAX_DEPTH) -> str | None:
             children = list(item.items()) if isinstance(item, dict) else list(enumerate(item))
             for key, child in children:
                 path = f"{where}/{key}" if where else str(key)
-                if isinstance(key, str) and _UNSTORABLE.search(key):
+                if strings and isinstance(key, str) and _UNSTORABLE.search(key):
                     return f"{path[:80]!r}: a key contains a NUL character or an invalid Unicode surrogate"
                 stack.append((child, depth + 1, path))
-        elif isinstance(item, str) and _UNSTORABLE.search(item):
+        elif strings and isinstance(item, str) and _UNSTORABLE.search(item):
             return f"{where[:80] or 'value'}: contains a NUL character or an invalid Unicode surrogate"
     return None
 

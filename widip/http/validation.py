@@ -41,7 +41,7 @@ def read_json(req: falcon.Request, schema: dict, *, storable: bool = True):
         raise Invalid(f"the body is nested deeper than {untrusted.MAX_DEPTH} levels") from None
     except (ValueError, UnicodeDecodeError):
         raise Invalid("the body is not valid JSON") from None
-    trouble = untrusted.problem(body, max_depth=untrusted.MAX_DEPTH)
+    trouble = untrusted.problem(body, max_depth=untrusted.MAX_DEPTH, strings=untrusted.may_decode_unstorable(raw))
     if trouble and (storable or trouble.startswith("nested")):
         raise Invalid(trouble if not trouble.startswith("nested") else f"body: {trouble}")
     if not trouble:
