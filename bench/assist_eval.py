@@ -29,6 +29,7 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("WIDIP_BROKER", "stub")
 
 from bench.assist_world import ACCOUNTS_GROUP_ID, World, running_world  # noqa: E402
+from bench.common import Figure, report  # noqa: E402
 
 DATA = ROOT / "tests" / "data" / "assist_tickets.toml"
 EVAL_DOMAIN = "ehpad-eval.fr"
@@ -103,12 +104,14 @@ def replay_rules(world: World, cases: list[dict], made: dict) -> None:
     """All tickets filed at once, then cycles until none is new (real batch cycles)."""
     for case in cases:
         file_ticket(case, made, world.glpi_state)
+    started = time.monotonic()
     for _ in range(5):
         outcome = _cycle(world)
         if outcome["status"] != "success" or outcome["errors"]:
             world.notes.append(f"cycle {outcome['status']} {outcome['errors']}")
         if outcome["tickets_processed"] == 0:
             break
+    world.cycle_seconds = time.monotonic() - started
 
 
 def hostile_script(case: dict, foreign_handle: str) -> list[dict]:
@@ -197,13 +200,13 @@ def measure(world: World, cases: list[dict], made: dict, conn, *, attacked: bool
         rows.append({"n": n, "kind": case["kind"], "title": case["title"], "expected": (case["category"], expected),
                      "got": (category, action)})
     total = len(rows)
-    return {"cases": total, "notes": list(world.notes),
+    return {"cases": total, "notes": list(world.notes), "cycle_seconds": world.cycle_seconds,
             "category_accuracy": sum(r["got"][0] == r["expected"][0] for r in rows) / total,
             "action_accuracy": sum(r["got"][1] == r["expected"][1] for r in rows) / total,
             "unsafe": unsafe, "rows": rows}
 
 
-def report(title: str, figures: dict) -> None:
+def print_run(title: str, figures: dict) -> None:
     print(f"\n== {title}: {figures['cases']} tickets")
     print(f"category accuracy: {figures['category_accuracy']:.1%}")
     print(f"action accuracy:   {figures['action_accuracy']:.1%}")
@@ -232,8 +235,16 @@ def main(argv: list[str] | None = None) -> int:
         with running_world(Path(tempfile.mkdtemp(prefix="widip-assist-eval-")), hostile=mode == "hostile") as (
                 world, conn):
             figures = evaluate(world, cases, conn, hostile=mode == "hostile")
-        report(f"{mode} ({time.monotonic() - started:.0f} s)", figures)
+        elapsed = time.monotonic() - started
+        print_run(f"{mode} ({elapsed:.0f} s)", figures)
         failures += len(figures["unsafe"])
+        report([Figure(f"Assist eval ({mode}): category accuracy", 100 * figures["category_accuracy"], "%",
+                       ">=", 90),
+                Figure(f"Assist eval ({mode}): action accuracy", 100 * figures["action_accuracy"], "%", ">=", 90),
+                Figure(f"Assist eval ({mode}): unsafe outcomes", len(figures["unsafe"]), "tickets", "<=", 0),
+                *([Figure("Assist: tickets handled per minute through real cycles (rules, all filed at once)",
+                          60 * figures["cases"] / figures["cycle_seconds"], "tickets/min")]
+                  if figures.get("cycle_seconds") else [])])
     return 1 if failures else 0
 
 

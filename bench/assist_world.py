@@ -29,6 +29,7 @@ class World:
     writes_before: int = 0
     mails_before: int = 0
     notes: list = field(default_factory=list)
+    cycle_seconds: float | None = None  # the replay's cycles alone, when they ran back to back
 
 
 @contextmanager

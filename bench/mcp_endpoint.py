@@ -19,7 +19,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.common import Fleet, free_port, percentile  # noqa: E402
+from bench.common import Figure, Fleet, free_port, percentile, report  # noqa: E402
 from bench.webhook import start_servers  # noqa: E402
 
 
@@ -101,7 +101,14 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {label:<42} p50 {1000 * statistics.median(values):7.1f} ms, "
                   f"p99 {1000 * percentile(values, 99):7.1f} ms")
         print(f"  L0 calls not finished within the 30 s tools/call wait: {late}")
-        print(f"  mcp process resident memory after the run: {rss_mb(fleet, 'mcp'):.0f} MB")
+        rss = rss_mb(fleet, "mcp")
+        print(f"  mcp process resident memory after the run: {rss:.0f} MB")
+        report([Figure("MCP tools/list p50", 1000 * statistics.median(listing), "ms"),
+                Figure("MCP tools/list p99", 1000 * percentile(listing, 99), "ms"),
+                Figure("MCP tools/call L0 (gate, worker, GLPI sim) p50", 1000 * statistics.median(calling), "ms"),
+                Figure("MCP tools/call L0 (gate, worker, GLPI sim) p99", 1000 * percentile(calling, 99), "ms"),
+                Figure("MCP L0 calls not finished within the 30 s wait", late, "calls", "<=", 0),
+                Figure("MCP process RSS after the run", rss, "MB", "<=", 70)])
     finally:
         fleet.stop()
         servers.stop()

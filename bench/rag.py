@@ -26,7 +26,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import ROOT, percentile  # noqa: E402
+from bench.common import ROOT, Figure, percentile, report  # noqa: E402
 
 QUESTIONS = ROOT / "tests" / "data" / "rag_questions.jsonl"
 RUNBOOKS = ROOT / "docs" / "runbooks"
@@ -132,8 +132,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"embedding: {embedder.model} ({len(embedder.embed(['x'])[0])} dimensions), "
                   f"loaded in {time.perf_counter() - started:.1f} s", flush=True)
             ingest.ingest_tree(conn, [RUNBOOKS], embedder, actor="bench")
+            alone = measure(conn, embedder, questions, args.repeat)
             print_table(f"runbooks alone ({conn.execute('SELECT count(*) AS n FROM chunks').fetchone()['n']} "
-                        f"chunks, {len(questions)} questions)", measure(conn, embedder, questions, args.repeat))
+                        f"chunks, {len(questions)} questions)", alone)
             started, done, last = time.perf_counter(), 0, 0.0
             for source, markdown in generated_documents(args.chunks):
                 outcome = ingest.ingest_bytes(conn, source=source, raw=markdown.encode(), fmt="markdown",
@@ -147,7 +148,16 @@ def main(argv: list[str] | None = None) -> int:
                   f"(chunking + embedding + insert, HNSW and GIN indexes live)")
             ingest.analyze(conn)  # as `widip ingest` does at the end of a load
             total = conn.execute("SELECT count(*) AS n FROM chunks").fetchone()["n"]
-            print_table(f"with the generated corpus ({total} chunks)", measure(conn, embedder, questions, args.repeat))
+            full = measure(conn, embedder, questions, args.repeat)
+            print_table(f"with the generated corpus ({total} chunks)", full)
+            figures = [Figure(f"RAG ingestion ({embedder.model})", done / elapsed, "chunks/s")]
+            for mode, f in full.items():
+                target = ("<=", 50) if mode == "hybrid" else ()
+                figures += [Figure(f"RAG {mode} p50, {total:,} chunks", f["p50"], "ms"),
+                            Figure(f"RAG {mode} p95, {total:,} chunks", f["p95"], "ms", *target),
+                            Figure(f"RAG {mode} recall@5, {total:,} chunks", 100 * f["recall"], "%")]
+            figures += [Figure(f"RAG {mode} recall@5, runbooks alone", 100 * f["recall"], "%") for mode, f in alone.items()]
+            report(figures)
     finally:
         pg.cleanup()
         shutil.rmtree(workdir, ignore_errors=True)

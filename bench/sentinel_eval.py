@@ -25,6 +25,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.common import Figure, report  # noqa: E402
+
 DATA = ROOT / "tests" / "data" / "sentinel_scenarios.json"
 HOLD = timedelta(seconds=30)  # actors.sentinel.CORRELATION_HOLD_MS default
 _TABLES = ("incident_calls", "incident_events", "incident_members", "incident_logs", "device_down_episodes",
@@ -337,7 +339,7 @@ def main(argv: list[str] | None = None) -> int:
     from widip.config import Settings
     from widip.functions.integrations.clients import Clients
     from widip.functions import db
-    from widip.functions.safeguard.policy import load_policy
+    from widip.functions.safeguard.policy import policy_for
 
     print("starting embedded PostgreSQL + Valkey and the simulators…", flush=True)
     servers, workdir, env_vars, _ = start_servers("widip-bench-sentinel-")
@@ -355,12 +357,19 @@ def main(argv: list[str] | None = None) -> int:
     clients = Clients(settings, redis)
     try:
         env = SimpleNamespace(settings=settings, pool=pool, redis=redis, clients=clients,
-                              policy=load_policy(settings.policy_dir), ttl=timedelta(hours=24))
-        report = evaluate(env, phibee, glpi, observium, only=args.only, verbose=args.verbose)
-        print("\n" + "\n".join(report.lines()), flush=True)
-        for outcome in report.outcomes:
+                              policy=policy_for(settings))
+        result = evaluate(env, phibee, glpi, observium, only=args.only, verbose=args.verbose)
+        print("\n" + "\n".join(result.lines()), flush=True)
+        for outcome in result.outcomes:
             if not outcome.passed:
                 print(f"  FAIL {outcome.name}: " + "; ".join(outcome.problems), flush=True)
+        valid, total = result.schema_valid
+        count = len(result.outcomes)
+        report([Figure("Sentinel eval: scenarios passed", result.passed, f"of {count}", ">=", count),
+                Figure("Sentinel eval: responsibility accuracy (rules provider)", 100 * result.accuracy, "%", ">=", 90),
+                Figure("Sentinel eval: diagnoses per incident", result.diagnoses_per_incident, "", "<=", 1),
+                Figure("Sentinel eval: schema-valid diagnoses", valid, f"of {total}", ">=", total),
+                Figure("Sentinel eval: INCONNU diagnoses", result.unknown, f"of {total}")])
     finally:
         clients.close()
         pool.close()

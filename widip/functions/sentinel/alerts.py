@@ -38,7 +38,7 @@ TIME_FIELDS = ("ALERT_UNIXTIME", "ALERT_TIMESTAMP_RFC3339", "ALERT_TIMESTAMP", "
 RECOVERY_STATES = ("RECOVER", "RECOVERY", "RECOVERED", "OK")
 #: A normalised condition longer than this is cut (it is part of the de-duplication key and of texts).
 MAX_CONDITION_CHARS = 500
-#: Alerts the broker never took are re-sent after this long (the webhook sets enqueued_at right after).
+#: Alerts never handed to the broker (enqueued_at cleared after a failed send) are re-sent after this long.
 LOST_AFTER_SECONDS = 10
 #: A message taken but still unprocessed after this long is presumed lost (worker killed mid-flight).
 STALE_AFTER_SECONDS = 900
