@@ -168,9 +168,13 @@ HNSW_MAX_DIMENSIONS = 2000
 
 
 def has_stale(conn: Connection, model: str) -> bool:
-    """Whether some chunk is still embedded by another model than `model` (a re-embed is under way)."""
+    """Whether some chunk is still embedded by another model than `model` (a re-embed is under way).
+
+    Never a prepared statement: PostgreSQL's generic plan for it cannot see that no row matches and
+    scans every chunk (33 ms at 100,000, on every search); planned with the model, it takes the index.
+    """
     return conn.execute(f"SELECT EXISTS (SELECT 1 FROM chunks c WHERE {STALE}) AS stale",
-                        {"model": model}).fetchone()["stale"]
+                        {"model": model}, prepare=False).fetchone()["stale"]
 
 
 def ensure_vector_index(conn: Connection, dimension: int) -> None:
