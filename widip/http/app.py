@@ -83,5 +83,5 @@ def create_app_from_env() -> falcon.App:
     configure_logging(settings.log_level)
     setup_broker_from_env(timeout=WEB_REDIS_TIMEOUT_S)  # a request never waits long on Redis
     app = create_app(build_context(settings))
-    logger.info("web app ready (env=%s)", settings.env)
+    logger.debug("web app loaded (env=%s)", settings.env)  # the master announces "web ready" once
     return app

@@ -7,8 +7,6 @@ metadata (MCP authorization spec). Host and Origin headers are checked against D
 
 from __future__ import annotations
 
-import logging
-
 import anyio
 from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
 from mcp.server.auth.provider import AccessToken
@@ -20,13 +18,10 @@ from widip import wiring
 from widip.config import Settings
 from widip.functions import db, identity
 from widip.functions.callers import Caller
-from widip.logs import configure_logging
+from widip.logs import announce_ready, configure_logging
 from widip.mcp import catalog
 from widip.messaging.relay import flush_outbox
 from widip.mcp.server import build_server
-
-logger = logging.getLogger(__name__)
-
 
 class TokenVerifier:
     """The SDK's token-verifier protocol over widip's own session and service tokens."""
@@ -73,5 +68,5 @@ def create_app(settings: Settings | None = None):
         auth=AuthSettings(issuer_url=settings.mcp_issuer_url, resource_server_url=settings.mcp_url,
                           required_scopes=[catalog.SCOPE], validate_token_resource=False),
         token_verifier=TokenVerifier(d.pool))
-    logger.info("MCP server ready at %s (env=%s)", settings.mcp_url, settings.env)
+    announce_ready("mcp", f"{settings.mcp_url} (env={settings.env})")
     return app
