@@ -72,3 +72,20 @@ def test_the_sentinel_tick_follows_workflow_interval_seconds():
     assert schedule({"WORKFLOW_INTERVAL_SECONDS": "600"})["tick_sentinel"] == "*/10 * * * *"
     assert schedule({"WORKFLOW_INTERVAL_SECONDS": "7200"})["tick_sentinel"] == "0 * * * *"
     assert schedule({})["tick_sentinel"] == "*/5 * * * *"
+
+
+def test_the_offline_embedder_maps_word_vectors_without_importing_spacy(tmp_path):
+    # The first use converts spaCy's table in a child process; this process and later ones only map it.
+    probe = ("from pathlib import Path\nimport sys\nfrom widip.functions.docs.embedding import SpacyEmbedder\n"
+             f"cache = Path({str(tmp_path)!r})\n"
+             "vpn, tunnel, printer = SpacyEmbedder(cache).embed(['VPN', 'tunnel chiffré', 'imprimante'])\n"
+             "close = sum(a * b for a, b in zip(vpn, tunnel)); far = sum(a * b for a, b in zip(vpn, printer))\n"
+             "rss = int(open('/proc/self/status').read().split('VmRSS:')[1].split()[0]) // 1024\n"
+             "print('spacy' in sys.modules, close > far, rss)")
+    for _ in range(2):  # converting, then mapping what the first run left in the cache
+        out = subprocess.run([sys.executable, "-c", probe], cwd=PROJECT_ROOT, capture_output=True, text=True,
+                             timeout=300)
+        assert out.returncode == 0, out.stderr[-2000:]
+        spacy_loaded, meaningful, rss_mb = out.stdout.split()
+        assert spacy_loaded == "False" and meaningful == "True" and int(rss_mb) < 150, out.stdout
+    assert sorted(p.name for p in next(tmp_path.iterdir()).iterdir()) == ["rows.npy", "table.npy", "words.npy"]

@@ -172,3 +172,27 @@ def test_an_alert_processed_twice_is_assigned_once(env):
     second = pipeline.process(env.pool, env.redis, env.clients, alert_id, now=T0)
     assert first.outcome == "opened" and second.outcome == "already"
     assert count(env, "SELECT occurrences AS n FROM incident_members") == 1
+
+
+def test_when_the_broker_is_unreachable_the_sweep_releases_every_claim_for_the_next_minute(env):
+    import dramatiq
+
+    from widip.messaging.broker import WEB_REDIS_TIMEOUT_S, build_broker
+
+    dead = build_broker("redis", "redis://127.0.0.1:1/0", timeout=WEB_REDIS_TIMEOUT_S)  # nothing listens there
+    attempts = []
+
+    def send(job, *args):
+        attempts.append(args)
+        return dead.enqueue(dramatiq.Message(queue_name=job.queue, actor_name=job.name, args=args, kwargs={},
+                                             options={}))
+
+    with db.transaction(env.pool) as conn:
+        for device in (2101, 2102, 2103):
+            alerts.accept(conn, alerts.validate(body_for(device)), now=datetime.now(timezone.utc) - timedelta(minutes=1))
+        claimed = alerts.claim_lost(conn)
+    assert len(claimed) == 3
+    assert alerts.hand_all_to_broker(env.pool, claimed, send) == 0
+    assert len(attempts) == 1  # one timeout, not one per alert (a sweep has 60 s; a send can take 45)
+    with db.transaction(env.pool) as conn:
+        assert alerts.claim_lost(conn) == claimed  # all back in the next sweep, not in 15 minutes

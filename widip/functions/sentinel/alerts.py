@@ -164,6 +164,18 @@ def hand_to_broker(pool, alert_id: int, send: Callable[..., object]) -> bool:
     return False
 
 
+def hand_all_to_broker(pool, alert_ids: list[int], send: Callable[..., object]) -> int:
+    """Send claimed alerts in order; at the first failure the broker is unreachable, so the rest are
+    released at once (re-sent by the next sweep) rather than left claimed for STALE_AFTER_SECONDS."""
+    for done, alert_id in enumerate(alert_ids):
+        if not hand_to_broker(pool, alert_id, send):
+            with transaction(pool) as conn:
+                conn.execute("UPDATE alerts SET enqueued_at = NULL WHERE id = ANY(%s) AND status = 'received'",
+                              (list(alert_ids[done + 1:]),))
+            return done
+    return len(alert_ids)
+
+
 def claim_lost(conn: Connection, *, limit: int = 500) -> list[int]:
     """Mark and return accepted alerts no job is working on: never enqueued (Redis was down), or taken
     long ago and not done. Rows another sweeper is claiming are skipped."""
