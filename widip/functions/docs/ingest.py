@@ -127,6 +127,9 @@ def ingest_bytes(conn: Connection, *, source: str, raw: bytes, fmt: str, embedde
             "checksum = EXCLUDED.checksum, chunk_count = EXCLUDED.chunk_count, "
             "ingested_by = EXCLUDED.ingested_by, ingested_at = now() RETURNING *",
             (title, source, doc_class, client, fmt, checksum, len(chunks), actor)).fetchone()
+        # A new dimension's index is built before this transaction writes to chunks: CREATE INDEX
+        # waits for writers, so a writer already holding chunks while queueing for it would deadlock.
+        ensure_vector_index(conn, len(vectors[0]) if vectors else embedder.dimension)
         conn.execute("DELETE FROM chunks WHERE document_id = %s", (document["id"],))
         insert_chunks(conn, document["id"], chunks, vectors, embedder)
     logger.info("ingested %s (%d chunks, %s) by %s", source, len(chunks), embedder.model, actor)
