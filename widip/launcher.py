@@ -10,6 +10,7 @@ import logging
 import os
 import secrets
 import shutil
+import subprocess
 import sys
 import threading
 import time
@@ -135,16 +136,18 @@ def _seed_demo_people(values: dict[str, str]) -> None:
 
 
 def _ingest_runbooks(values: dict[str, str]) -> None:
-    """Our own runbooks are WIBOT's first corpus (idempotent: unchanged files are skipped)."""
-    from widip.config import PROJECT_ROOT, Settings
-    from widip.functions import db
-    from widip.functions.docs.embedding import embedder_for
-    from widip.functions.docs.ingest import ingest_tree
+    """Our own runbooks are WIBOT's first corpus (idempotent: unchanged files are skipped).
 
-    settings = Settings.from_env(values)
-    with db.connect(values["DATABASE_URL"]) as conn:
-        counts = ingest_tree(conn, [PROJECT_ROOT / "docs" / "runbooks"], embedder_for(settings), actor="demo")
-    print(f"runbooks ingested: {counts}", flush=True)
+    `widip ingest` runs as a child process: the word vectors it maps while embedding would otherwise
+    stay resident in this launcher for as long as the stack runs.
+    """
+    from widip.config import PROJECT_ROOT
+
+    done = subprocess.run([sys.executable, "-m", "widip", "ingest", str(PROJECT_ROOT / "docs" / "runbooks")],
+                          env={**os.environ, **values}, capture_output=True, text=True, timeout=600)
+    if done.returncode != 0:
+        raise RuntimeError(f"ingesting the runbooks failed: {done.stderr.strip()[-500:]}")
+    print(f"runbooks {done.stdout.strip()}", flush=True)
 
 
 def banner(values: dict[str, str], env_file: Path, state: str = "") -> str:
