@@ -89,7 +89,8 @@ def main(argv: list[str] | None = None) -> int:
 
             user = identity.create_user(conn, username="bench", password="correct-horse-battery-staple",
                                         accreditation_level=1)
-            set_access(conn, user.id, AccessRights(acces_glpi=True, clients_autorises=("*",)), actor="bench")
+            set_access(conn, user.id, AccessRights(acces_glpi=True, clients_autorises=("*",),
+                                                        categories_tickets=("*",)), actor="bench")
             token = identity.issue_session(conn, user.id, ttl_hours=1).token
             conn.commit()
         for name in ("mcp", "worker"):

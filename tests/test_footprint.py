@@ -15,7 +15,7 @@ SDKS = ("anthropic", "ollama")
 
 def loaded_after(code: str, env: dict[str, str]) -> dict[str, bool]:
     """Run `code` in a fresh interpreter; which of the watched modules it left in sys.modules."""
-    watched = (*SDKS, "widip.actors", "widip.functions.sentinel", "psycopg")
+    watched = (*SDKS, "widip.actors", "widip.functions.sentinel", "psycopg", "ldap3")
     probe = f"{code}\nimport json, sys\nprint(json.dumps({{m: m in sys.modules for m in {watched!r}}}))"
     out = subprocess.run([sys.executable, "-c", probe], env={**os.environ, **env}, cwd=PROJECT_ROOT,
                          capture_output=True, text=True, timeout=120)
@@ -32,6 +32,7 @@ def web_env(settings):
 def test_the_web_app_imports_no_llm_sdk_when_no_model_is_configured(web_env):
     loaded = loaded_after("from widip.http.app import create_app_from_env\ncreate_app_from_env()", web_env)
     assert not any(loaded[sdk] for sdk in SDKS), loaded
+    assert not loaded["ldap3"], "the web describes AD tools but never talks to AD"
 
 
 def test_a_configured_provider_loads_its_sdk_only_when_the_provider_is_built(web_env):

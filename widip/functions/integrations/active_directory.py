@@ -25,6 +25,7 @@ from ldap3.utils.conv import escape_filter_chars
 from ldap3.utils.dn import parse_dn
 
 from widip.errors import ConfigError, Conflict, Invalid, PolicyDenied, Rejected, Unavailable
+from widip.functions.integrations.ad_names import EMAIL_PATTERN, SAM_ACCOUNT_PATTERN
 from widip.functions.integrations.http_client import notify_outcome
 from widip.functions.integrations.passwords import DEFAULT_LENGTH, generate_password
 from widip.functions.jsonable import json_safe
@@ -32,9 +33,6 @@ from widip.functions.jsonable import json_safe
 logger = logging.getLogger(__name__)
 
 SYSTEM = "active_directory"
-#: sAMAccountName as accepted from callers and tool calls (AD allows more; we allow no LDAP metacharacters).
-SAM_ACCOUNT_PATTERN = r"^(?!.*\.$)[A-Za-z0-9][A-Za-z0-9._-]{0,19}$"
-EMAIL_PATTERN = r"^[A-Za-z0-9.!#$%&'+/=?^_`{|}~-]{1,64}@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$"
 _SAM_RE, _EMAIL_RE = re.compile(SAM_ACCOUNT_PATTERN), re.compile(EMAIL_PATTERN)
 
 DEFAULT_PROTECTED_GROUPS = ("Domain Admins", "Enterprise Admins", "Schema Admins", "Administrators",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from widip.functions.integrations.active_directory import EMAIL_PATTERN, SAM_ACCOUNT_PATTERN
+from widip.functions.integrations.ad_names import EMAIL_PATTERN, SAM_ACCOUNT_PATTERN
 from widip.functions.tools.registry import Tool, obj
 
 USERNAME = {"type": "string", "pattern": SAM_ACCOUNT_PATTERN, "maxLength": 20,
