@@ -153,9 +153,9 @@ def embedding_text(title: str, heading: str, text: str) -> str:
 
 
 def insert_chunks(conn: Connection, document_id: int, chunks: list[Chunk], vectors, embedder: Embedder) -> None:
-    """COPY the chunks in (several times faster than row inserts with the indexes live)."""
+    """COPY the chunks in (several times faster than row inserts with the indexes live); the index of
+    their dimension exists already (ingest_bytes makes sure of it before writing)."""
     dimension = len(vectors[0]) if vectors else embedder.dimension
-    ensure_vector_index(conn, dimension)
     with conn.cursor() as cur, cur.copy("COPY chunks (document_id, position, heading, text, citation, embedding, "
                                         "embedding_model, embedding_dim) FROM STDIN") as copy:
         for c, v in zip(chunks, vectors):
