@@ -15,7 +15,7 @@ SDKS = ("anthropic", "ollama")
 
 def loaded_after(code: str, env: dict[str, str]) -> dict[str, bool]:
     """Run `code` in a fresh interpreter; which of the watched modules it left in sys.modules."""
-    watched = (*SDKS, "widip.actors", "widip.functions.sentinel", "psycopg", "ldap3")
+    watched = (*SDKS, "widip.actors", "widip.functions.sentinel", "psycopg", "ldap3", "mcp", "pydantic")
     probe = f"{code}\nimport json, sys\nprint(json.dumps({{m: m in sys.modules for m in {watched!r}}}))"
     out = subprocess.run([sys.executable, "-c", probe], env={**os.environ, **env}, cwd=PROJECT_ROOT,
                          capture_output=True, text=True, timeout=120)
@@ -44,6 +44,14 @@ def test_a_configured_provider_loads_its_sdk_only_when_the_provider_is_built(web
                          "from widip.functions.llm.factory import provider_for\n"
                          "create_app_from_env()\nprint(provider_for(Settings.from_env()).name)", env)
     assert built["anthropic"] and not built["ollama"]
+
+
+def test_the_mcp_process_serves_the_protocol_without_the_sdk_or_an_llm_sdk(web_env):
+    # The SDK's models (pydantic, every protocol revision) cost the mcp process ~40 MB; it stays a test client.
+    loaded = loaded_after("from widip.mcp.asgi import create_app\nfrom widip.config import Settings\n"
+                          "create_app(Settings.from_env())", web_env)
+    assert not loaded["mcp"] and not loaded["pydantic"], loaded
+    assert not any(loaded[sdk] for sdk in SDKS) and not loaded["ldap3"], loaded
 
 
 def test_the_scheduler_module_loads_no_actor_code_database_driver_or_sdk():

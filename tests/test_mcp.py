@@ -1,46 +1,52 @@
-"""The MCP server's handlers with the SDK's in-process client: real database, real run_tool on the stub
-broker's worker, the Password Pusher and GLPI simulators. (tests/test_mcp_e2e.py covers real processes.)
+"""The MCP server in process: the SDK's client over Streamable HTTP on an ASGI transport to our app (no
+socket), with a real database, real run_tool on the stub broker's worker, the Password Pusher and GLPI
+simulators. (tests/test_mcp_e2e.py covers real processes.)
 """
 
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
 
 import anyio
+import httpx2
 import pytest
 from mcp import Client
+from mcp.client.streamable_http import streamable_http_client
 
 from widip.functions import identity
-from widip.functions.callers import Caller
-from widip.mcp.server import build_server
 
 TICKET = {"title": "Imprimante en panne", "content": "L'imprimante du 2e étage ne répond plus."}
 
 
 @pytest.fixture
-def mcp_as(directory_settings, stub_worker):
-    """`mcp_as(caller, work)`: run `await work(client)` against an MCP server that sees `caller`."""
-    from widip import deps as process_deps
-    from widip.messaging.relay import flush_outbox
+def mcp_app(directory_settings, stub_worker):
+    from widip.mcp.asgi import create_app
 
-    d = process_deps.configure(directory_settings)
+    return create_app(directory_settings)
 
-    def run(caller: Caller, work):
-        server = build_server(d.pool, directory_settings, lambda ctx: caller, relay=flush_outbox)
 
+@pytest.fixture
+def mcp_as(mcp_app):
+    """`mcp_as(user, work)`: run `await work(client)` with an SDK client holding `user`'s token."""
+
+    def run(user, work):
         async def main():
-            async with Client(server) as client:
-                return await work(client)
+            headers = {"Authorization": f"Bearer {user.token}"}
+            async with httpx2.AsyncClient(transport=httpx2.ASGITransport(app=mcp_app), headers=headers) as http:
+                async with Client(streamable_http_client("http://127.0.0.1/mcp", http_client=http)) as client:
+                    return await work(client)
 
         return anyio.run(main)
 
     return run
 
 
-def human(conn, name: str, level: int) -> Caller:
+def human(conn, name: str, level: int):
+    """A user with a live session token."""
     user = identity.find_user(conn, name) or identity.create_user(
         conn, username=name, password="correct-horse-battery-staple", accreditation_level=level)
-    return Caller(kind="human", username=user.username, accreditation=user.accreditation_level, user_id=user.id)
+    return SimpleNamespace(user_id=user.id, token=identity.issue_session(conn, user.id, ttl_hours=1).token)
 
 
 def texts(result) -> str:
@@ -115,3 +121,67 @@ def test_a_ticket_view_is_read_through_the_gate_as_data(mcp_as, conn, people, gl
     assert '<tool_result name="glpi_get_ticket_details">' in text and '"id": 1' in text
     assert [r["action"] for r in conn.execute("SELECT action FROM safeguard_audit WHERE tool_name = "
                                               "'glpi_get_ticket_details' ORDER BY id")] == ["proposed", "executed"]
+
+
+def test_the_transport_answers_malformed_requests_with_a_clear_status(mcp_app, conn, people):
+    """What a hand-written client meets: every refusal says what is wrong; nothing needs the SDK."""
+    tech = human(conn, "tech", 1)
+
+    async def main():
+        headers = {"Authorization": f"Bearer {tech.token}", "Accept": "application/json, text/event-stream"}
+        transport = httpx2.ASGITransport(app=mcp_app)
+        async with httpx2.AsyncClient(transport=transport, base_url="http://127.0.0.1", headers=headers) as http:
+            def post(body, **extra):
+                return http.post("/mcp", content=body if isinstance(body, bytes) else json.dumps(body), **{
+                    "headers": {"Content-Type": "application/json"}, **extra})
+
+            return {
+                "ping": await post({"jsonrpc": "2.0", "id": 1, "method": "ping"}),
+                "unknown": await post({"jsonrpc": "2.0", "id": "a", "method": "prompts/list"}),
+                "notification": await post({"jsonrpc": "2.0", "method": "notifications/initialized"}),
+                "not json": await post(b"{nope"),
+                "batch": await post([{"jsonrpc": "2.0", "id": 1, "method": "ping"}]),
+                "no name": await post({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {}}),
+                "form": await post(b"a=1", headers={"Content-Type": "application/x-www-form-urlencoded"}),
+                "version": await post({"jsonrpc": "2.0", "id": 3, "method": "ping"},
+                                      headers={"Content-Type": "application/json", "MCP-Protocol-Version": "1999"}),
+                "get": await http.get("/mcp"),
+                "metadata": await http.get("/.well-known/oauth-protected-resource/mcp"),
+            }
+
+    got = anyio.run(main)
+    assert got["ping"].status_code == 200 and got["ping"].json() == {"jsonrpc": "2.0", "id": 1, "result": {}}
+    assert got["unknown"].json()["error"]["code"] == -32601 and got["unknown"].json()["id"] == "a"
+    assert got["notification"].status_code == 202 and got["notification"].content == b""
+    assert got["not json"].status_code == 400 and got["not json"].json()["error"]["code"] == -32700
+    assert got["batch"].status_code == 400 and "batches" in got["batch"].json()["error"]["message"]
+    assert got["no name"].json()["error"] == {"code": -32602, "message": "tools/call needs params.name, a string"}
+    assert got["form"].status_code == 415
+    assert got["version"].status_code == 400 and "2025-11-25" in got["version"].json()["error"]["message"]
+    assert got["get"].status_code == 405
+    assert got["metadata"].json()["resource"].endswith("/mcp")
+    assert got["metadata"].json()["scopes_supported"] == ["mcp:tools"]
+
+
+def test_progress_notifications_precede_the_answer_on_an_event_stream(mcp_app, conn, people):
+    tech = human(conn, "tech", 1)
+
+    async def main():
+        headers = {"Authorization": f"Bearer {tech.token}", "Accept": "application/json, text/event-stream",
+                   "Content-Type": "application/json"}
+        async with httpx2.AsyncClient(transport=httpx2.ASGITransport(app=mcp_app), base_url="http://127.0.0.1",
+                                      headers=headers) as http:
+            asked = await http.post("/mcp", content=json.dumps({
+                "jsonrpc": "2.0", "id": 1, "method": "tools/call",
+                "params": {"name": "glpi_create_ticket", "arguments": TICKET}}))
+            call_id = asked.json()["result"]["structuredContent"]["call_id"]
+            return await http.post("/mcp", content=json.dumps({
+                "jsonrpc": "2.0", "id": 2, "method": "tools/call",
+                "params": {"name": "widip_call_status", "arguments": {"call_id": call_id, "wait_seconds": 1},
+                           "_meta": {"progressToken": "p1"}}}))
+
+    streamed = anyio.run(main)
+    assert streamed.headers["content-type"].startswith("text/event-stream")
+    events = [json.loads(line[len("data: "):]) for line in streamed.text.splitlines() if line.startswith("data: ")]
+    assert events[0]["method"] == "notifications/progress" and events[0]["params"]["progressToken"] == "p1"
+    assert events[-1]["id"] == 2 and events[-1]["result"]["structuredContent"]["status"] == "waiting_approval"

@@ -1,17 +1,24 @@
 """The MCP process: `uvicorn --factory widip.mcp.asgi:create_app` (Procfile `mcp`), Streamable HTTP at /mcp.
 
+Stateless Streamable HTTP: each POST carries one JSON-RPC message and gets its answer as JSON, or as an
+SSE stream when the request asks for progress (`_meta.progressToken`) so notifications can precede the
+answer. GET and DELETE /mcp are 405 (no server-initiated stream, no session to end).
+
 Every request carries a widip bearer token, checked on each request (a revoked token stops working at
 once); none or an unknown one gets 401 with a `WWW-Authenticate` challenge naming the protected-resource
-metadata (MCP authorization spec). Host and Origin headers are checked against DNS rebinding.
+metadata (MCP authorization spec), a service token without scope `mcp:tools` 403 insufficient_scope.
+Host and Origin headers are checked against DNS rebinding (421 and 403).
 """
 
 from __future__ import annotations
 
-import anyio
-from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
-from mcp.server.auth.provider import AccessToken
-from mcp.server.auth.settings import AuthSettings
-from mcp.server.transport_security import TransportSecuritySettings
+import asyncio
+import json
+import logging
+from urllib.parse import urlsplit
+
+import falcon
+import falcon.asgi
 
 from widip import deps as process_deps
 from widip import wiring
@@ -19,54 +26,161 @@ from widip.config import Settings
 from widip.functions import db, identity
 from widip.functions.callers import Caller
 from widip.logs import announce_ready, configure_logging
-from widip.mcp import catalog
+from widip.mcp import catalog, server as rpc
 from widip.messaging.relay import flush_outbox
-from widip.mcp.server import build_server
 
-class TokenVerifier:
-    """The SDK's token-verifier protocol over widip's own session and service tokens."""
+logger = logging.getLogger(__name__)
+MAX_BODY_BYTES = 1024 * 1024
+_DONE = object()
 
-    def __init__(self, pool):
-        self._pool = pool
 
-    def _verify(self, token: str) -> AccessToken | None:
-        with db.transaction(self._pool) as conn:
-            found = identity.authenticate_token(conn, token)
+def pattern_allows(value: str, patterns) -> bool:
+    """`value` is one of `patterns`, where a pattern ending in `:*` stands for that host on any port."""
+    for pattern in patterns:
+        if value == pattern:
+            return True
+        if pattern.endswith(":*"):
+            base = pattern[:-2]
+            rest = value[len(base):]
+            if value.startswith(base) and (rest == "" or (rest.startswith(":") and rest[1:].isdigit())):
+                return True
+    return False
+
+
+def metadata_url(settings: Settings) -> str:
+    """RFC 9728 protected-resource metadata for the MCP URL: /.well-known/oauth-protected-resource/mcp."""
+    parts = urlsplit(settings.mcp_url)
+    return f"{parts.scheme}://{parts.netloc}/.well-known/oauth-protected-resource{parts.path}"
+
+
+def refuse(resp, status: str, message: str, code: int = rpc.INVALID_REQUEST) -> None:
+    """A transport-level refusal with a JSON-RPC error body (no id: the message was not read)."""
+    resp.status = status
+    resp.content_type = falcon.MEDIA_JSON
+    resp.text = rpc.encode(rpc.error(None, code, message))
+
+
+class Mcp:
+    """POST /mcp: one JSON-RPC message per request."""
+
+    def __init__(self, server: rpc.Server, pool, settings: Settings):
+        self.server, self.pool, self.settings = server, pool, settings
+        self.challenge = f'Bearer resource_metadata="{metadata_url(settings)}"'
+
+    async def on_post(self, req, resp):
+        if not pattern_allows(req.get_header("Host") or "", self.settings.mcp_allowed_hosts):
+            return refuse(resp, "421 Misdirected Request", "Invalid Host header")
+        origin = req.get_header("Origin")
+        if origin is not None and not pattern_allows(origin, self.settings.mcp_allowed_origins):
+            return refuse(resp, falcon.HTTP_403, "Invalid Origin header")
+        caller = await self._authenticate(req, resp)
+        if caller is None:
+            return
+        version = req.get_header("MCP-Protocol-Version")
+        if version is not None and version not in rpc.PROTOCOL_VERSIONS:
+            return refuse(resp, falcon.HTTP_400, f"Unsupported protocol version: {version[:40]} (served: "
+                                                 f"{', '.join(rpc.PROTOCOL_VERSIONS)})")
+        if (req.content_type or "").split(";")[0].strip().lower() != falcon.MEDIA_JSON:
+            return refuse(resp, falcon.HTTP_415, "Content-Type must be application/json")
+        body = await req.stream.read(MAX_BODY_BYTES + 1)
+        if len(body) > MAX_BODY_BYTES:
+            return refuse(resp, falcon.HTTP_413, f"a message is at most {MAX_BODY_BYTES} bytes")
+        try:
+            message = rpc.parse(json.loads(body))
+        except ValueError:
+            return refuse(resp, falcon.HTTP_400, "Parse error: the body is not JSON", rpc.PARSE_ERROR)
+        except rpc.RpcError as exc:
+            return refuse(resp, falcon.HTTP_400, exc.message, exc.code)
+        if message is None or not message.is_request:  # a notification or a response: nothing to answer
+            resp.status = falcon.HTTP_202
+            return
+        accept = (req.get_header("Accept") or "").lower()
+        streams = "text/event-stream" in accept and (message.progress_token is not None
+                                                     or "application/json" not in accept)
+        if streams:
+            resp.sse = self._stream(message, caller)
+        else:
+            resp.content_type = falcon.MEDIA_JSON
+            resp.text = rpc.encode(await self.server.handle(message, caller, _ignore))
+
+    async def on_get(self, req, resp):
+        resp.status, resp.allow = falcon.HTTP_405, ["POST"]
+
+    on_delete = on_get
+
+    async def _authenticate(self, req, resp) -> Caller | None:
+        """The caller of a request; None once a 401 or 403 answer is set."""
+        scheme, _, token = (req.get_header("Authorization") or "").partition(" ")
+        found = None
+        if scheme.lower() == "bearer" and token.strip():
+            found = await asyncio.to_thread(self._find, token.strip())
         if found is None:
+            resp.status = falcon.HTTP_401
+            resp.set_header("WWW-Authenticate", f'{self.challenge}, error="invalid_token", '
+                                                'error_description="Authentication required"')
+            resp.media = {"error": "invalid_token", "error_description": "Authentication required"}
             return None
         caller = catalog.mcp_caller(found)
-        # A user acts as themselves; a service token must hold the scope (else 403 insufficient_scope).
-        scopes = [catalog.SCOPE] if caller.is_human else list(caller.scopes)
-        return AccessToken(token=found.kind, client_id=caller.username, scopes=scopes,
-                           claims={"caller": caller.to_dict()})
+        if not caller.is_human and catalog.SCOPE not in caller.scopes:
+            resp.status = falcon.HTTP_403
+            resp.set_header("WWW-Authenticate", f'{self.challenge}, error="insufficient_scope", '
+                                                f'scope="{catalog.SCOPE}"')
+            resp.media = {"error": "insufficient_scope", "error_description": f"Required scope: {catalog.SCOPE}"}
+            return None
+        return caller
 
-    async def verify_token(self, token: str) -> AccessToken | None:
-        return await anyio.to_thread.run_sync(self._verify, token)
+    def _find(self, token: str):
+        with db.transaction(self.pool) as conn:
+            return identity.authenticate_token(conn, token)
+
+    async def _stream(self, message: rpc.Message, caller: Caller):
+        """The SSE answer: progress notifications as they come, then the answer, then the end."""
+        queue: asyncio.Queue = asyncio.Queue()
+
+        async def run():
+            try:
+                await queue.put(await self.server.handle(message, caller, queue.put))
+            finally:
+                await queue.put(_DONE)
+
+        task = asyncio.ensure_future(run())
+        try:
+            while (item := await queue.get()) is not _DONE:
+                yield falcon.asgi.SSEvent(event="message", text=rpc.encode(item))
+        finally:
+            task.cancel()  # the client went away: stop polling for it
 
 
-def request_caller(ctx) -> Caller | None:
-    """The caller the auth middleware found for this MCP request."""
-    user = ctx.request.scope.get("user") if ctx.request is not None else None
-    if not isinstance(user, AuthenticatedUser):
-        return None
-    return Caller.from_dict(user.access_token.claims["caller"])
+class ResourceMetadata:
+    """GET /.well-known/oauth-protected-resource/mcp (RFC 9728), named by the 401 challenge."""
+
+    def __init__(self, settings: Settings):
+        self.document = {"resource": settings.mcp_url, "authorization_servers": [settings.mcp_issuer_url],
+                         "scopes_supported": [catalog.SCOPE], "bearer_methods_supported": ["header"],
+                         "resource_name": "WIDIP"}
+
+    async def on_get(self, req, resp):
+        resp.media = self.document
 
 
-def create_app(settings: Settings | None = None):
+async def _ignore(_notification: dict) -> None:
+    """Progress has nowhere to go on a plain JSON answer."""
+
+
+def build_app(server: rpc.Server, pool, settings: Settings) -> falcon.asgi.App:
+    app = falcon.asgi.App()
+    path = urlsplit(settings.mcp_url).path or "/mcp"
+    app.add_route(path, Mcp(server, pool, settings))
+    app.add_route(urlsplit(metadata_url(settings)).path, ResourceMetadata(settings))
+    return app
+
+
+def create_app(settings: Settings | None = None) -> falcon.asgi.App:
     settings = settings or Settings.from_env()
     if settings.env != "test":
         configure_logging(settings.log_level)
     d = process_deps.configure(settings)
     wiring.register_handlers()
-
-    server = build_server(d.pool, settings, request_caller, relay=flush_outbox)
-    app = server.streamable_http_app(
-        stateless_http=True,
-        transport_security=TransportSecuritySettings(
-            enable_dns_rebinding_protection=True, allowed_hosts=list(settings.mcp_allowed_hosts),
-            allowed_origins=list(settings.mcp_allowed_origins)),
-        auth=AuthSettings(issuer_url=settings.mcp_issuer_url, resource_server_url=settings.mcp_url,
-                          required_scopes=[catalog.SCOPE], validate_token_resource=False),
-        token_verifier=TokenVerifier(d.pool))
+    app = build_app(rpc.Server(d.pool, settings, relay=flush_outbox), d.pool, settings)
     announce_ready("mcp", f"{settings.mcp_url} (env={settings.env})")
     return app

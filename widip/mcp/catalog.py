@@ -65,9 +65,8 @@ def offered_tools(conn, caller: Caller, policy: Policy) -> list[Offer]:
 def annotations(offer: Offer) -> dict:
     """MCP tool hints from the level: L0 reads (safe to repeat), L1 only annotates, L2+ changes things."""
     read_only = offer.level == "L0"
-    return {"title": offer.tool.name.replace("_", " "), "read_only_hint": read_only,
-            "destructive_hint": offer.level in ("L2", "L3"), "idempotent_hint": read_only,
-            "open_world_hint": True}
+    return {"title": offer.tool.name.replace("_", " "), "readOnlyHint": read_only,
+            "destructiveHint": offer.level in ("L2", "L3"), "idempotentHint": read_only, "openWorldHint": True}
 
 
 def description(offer: Offer, policy: Policy) -> str:
