@@ -145,6 +145,13 @@ def test_the_transport_answers_malformed_requests_with_a_clear_status(mcp_app, c
                 "form": await post(b"a=1", headers={"Content-Type": "application/x-www-form-urlencoded"}),
                 "version": await post({"jsonrpc": "2.0", "id": 3, "method": "ping"},
                                       headers={"Content-Type": "application/json", "MCP-Protocol-Version": "1999"}),
+                "null id": await post({"jsonrpc": "2.0", "id": None, "method": "tools/call",
+                                       "params": {"name": "glpi_get_ticket_details"}}),
+                "nested": await post(b"[" * 100_000),
+                "old client": await post({"jsonrpc": "2.0", "id": 4, "method": "initialize",
+                                          "params": {"protocolVersion": "2024-11-05"}}),
+                "upper host": await post({"jsonrpc": "2.0", "id": 5, "method": "ping"},
+                                         headers={"Content-Type": "application/json", "Host": "LOCALHOST:8001"}),
                 "get": await http.get("/mcp"),
                 "metadata": await http.get("/.well-known/oauth-protected-resource/mcp"),
             }
@@ -158,6 +165,10 @@ def test_the_transport_answers_malformed_requests_with_a_clear_status(mcp_app, c
     assert got["no name"].json()["error"] == {"code": -32602, "message": "tools/call needs params.name, a string"}
     assert got["form"].status_code == 415
     assert got["version"].status_code == 400 and "2025-11-25" in got["version"].json()["error"]["message"]
+    assert got["null id"].status_code == 400 and "id must be" in got["null id"].json()["error"]["message"]
+    assert got["nested"].status_code == 400 and got["nested"].json()["error"]["code"] == -32700
+    assert got["old client"].json()["result"]["protocolVersion"] == "2024-11-05"
+    assert got["upper host"].status_code == 200
     assert got["get"].status_code == 405
     assert got["metadata"].json()["resource"].endswith("/mcp")
     assert got["metadata"].json()["scopes_supported"] == ["mcp:tools"]
@@ -185,3 +196,25 @@ def test_progress_notifications_precede_the_answer_on_an_event_stream(mcp_app, c
     events = [json.loads(line[len("data: "):]) for line in streamed.text.splitlines() if line.startswith("data: ")]
     assert events[0]["method"] == "notifications/progress" and events[0]["params"]["progressToken"] == "p1"
     assert events[-1]["id"] == 2 and events[-1]["result"]["structuredContent"]["status"] == "waiting_approval"
+
+
+def test_stdio_answers_every_request_even_when_the_token_check_fails(directory_settings, stub_worker):
+    """A local client must never wait forever: bad lines and failures inside get an answer with their id."""
+    import io
+
+    from widip import deps as process_deps
+    from widip.mcp import server as rpc
+    from widip.mcp.stdio import serve
+
+    server = rpc.Server(process_deps.configure(directory_settings).pool, directory_settings)
+
+    def who():
+        raise RuntimeError("database unreachable")
+
+    lines = [b"{nope\n", json.dumps({"jsonrpc": "2.0", "id": 7, "method": "tools/list"}).encode() + b"\n",
+             json.dumps({"jsonrpc": "2.0", "method": "notifications/initialized"}).encode() + b"\n"]
+    out = io.BytesIO()
+    anyio.run(serve, server, who, io.BytesIO(b"".join(lines)), out)
+    replies = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert [r["error"]["code"] for r in replies] == [-32700, -32603]
+    assert replies[1]["id"] == 7 and "database" not in replies[1]["error"]["message"]

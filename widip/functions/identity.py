@@ -423,9 +423,14 @@ def revoke_user_tokens(conn, user_id: int, *, except_token_id: int | None = None
     return cur.rowcount
 
 
+def could_be_token(token: str) -> bool:
+    """Whether `token` has the shape of a widip token, so garbage is refused without a database query."""
+    return bool(token) and len(token) <= MAX_TOKEN_LENGTH and token.startswith((SESSION_PREFIX, SERVICE_PREFIX))
+
+
 def authenticate_token(conn, token: str) -> Authenticated | None:
     """Resolve a bearer token to a caller, or None if unknown, expired, revoked or the user is disabled."""
-    if not token or len(token) > MAX_TOKEN_LENGTH:
+    if not could_be_token(token):
         return None
     if token.startswith(SESSION_PREFIX):
         row = conn.execute(

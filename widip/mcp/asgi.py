@@ -35,14 +35,17 @@ _DONE = object()
 
 
 def pattern_allows(value: str, patterns) -> bool:
-    """`value` is one of `patterns`, where a pattern ending in `:*` stands for that host on any port."""
-    for pattern in patterns:
+    """`value` is one of `patterns`, where a pattern ending in `:*` stands for that host on any port.
+    Host names compare without case; nothing but ASCII digits counts as a port."""
+    value = value.lower()
+    for pattern in (p.lower() for p in patterns):
         if value == pattern:
             return True
         if pattern.endswith(":*"):
             base = pattern[:-2]
             rest = value[len(base):]
-            if value.startswith(base) and (rest == "" or (rest.startswith(":") and rest[1:].isdigit())):
+            port = rest[1:]
+            if value.startswith(base) and (rest == "" or (rest[:1] == ":" and port.isascii() and port.isdigit())):
                 return True
     return False
 
@@ -82,12 +85,15 @@ class Mcp:
                                                  f"{', '.join(rpc.PROTOCOL_VERSIONS)})")
         if (req.content_type or "").split(";")[0].strip().lower() != falcon.MEDIA_JSON:
             return refuse(resp, falcon.HTTP_415, "Content-Type must be application/json")
+        too_big = f"a message is at most {MAX_BODY_BYTES} bytes"
+        if (req.content_length or 0) > MAX_BODY_BYTES:
+            return refuse(resp, falcon.HTTP_413, too_big)
         body = await req.stream.read(MAX_BODY_BYTES + 1)
         if len(body) > MAX_BODY_BYTES:
-            return refuse(resp, falcon.HTTP_413, f"a message is at most {MAX_BODY_BYTES} bytes")
+            return refuse(resp, falcon.HTTP_413, too_big)
         try:
             message = rpc.parse(json.loads(body))
-        except ValueError:
+        except (ValueError, RecursionError):
             return refuse(resp, falcon.HTTP_400, "Parse error: the body is not JSON", rpc.PARSE_ERROR)
         except rpc.RpcError as exc:
             return refuse(resp, falcon.HTTP_400, exc.message, exc.code)
@@ -98,6 +104,7 @@ class Mcp:
         streams = "text/event-stream" in accept and (message.progress_token is not None
                                                      or "application/json" not in accept)
         if streams:
+            resp.set_headers({"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})  # no proxy buffering
             resp.sse = self._stream(message, caller)
         else:
             resp.content_type = falcon.MEDIA_JSON
@@ -111,13 +118,13 @@ class Mcp:
     async def _authenticate(self, req, resp) -> Caller | None:
         """The caller of a request; None once a 401 or 403 answer is set."""
         scheme, _, token = (req.get_header("Authorization") or "").partition(" ")
-        found = None
-        if scheme.lower() == "bearer" and token.strip():
-            found = await asyncio.to_thread(self._find, token.strip())
+        found, token = None, token.strip()
+        if scheme.lower() == "bearer" and identity.could_be_token(token):
+            found = await self.server.run(self._find, token)
         if found is None:
             resp.status = falcon.HTTP_401
-            resp.set_header("WWW-Authenticate", f'{self.challenge}, error="invalid_token", '
-                                                'error_description="Authentication required"')
+            resp.set_header("WWW-Authenticate", f'{self.challenge}, scope="{catalog.SCOPE}"' if not token else
+                            f'{self.challenge}, error="invalid_token", error_description="Authentication required"')
             resp.media = {"error": "invalid_token", "error_description": "Authentication required"}
             return None
         caller = catalog.mcp_caller(found)

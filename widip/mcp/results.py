@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from uuid import UUID
 
 from widip.functions.callers import Caller
 from widip.functions.llm.base import wrap_tool_result
@@ -33,9 +34,13 @@ class Outcome:
 
 def find_call(conn, call_id: str, caller: Caller) -> dict | None:
     """The call with its approval request, if this caller made it (or, for a user, caused it)."""
+    try:
+        call_uuid = UUID(call_id)
+    except ValueError:
+        return None
     row = conn.execute(
         "SELECT c.*, r.decided_by, r.decision_comment, r.status AS request_status FROM tool_calls c "
-        "LEFT JOIN safeguard_requests r ON r.id = c.request_id WHERE c.id::text = %s", (call_id,)).fetchone()
+        "LEFT JOIN safeguard_requests r ON r.id = c.request_id WHERE c.id = %s", (call_uuid,)).fetchone()
     if row is None:
         return None
     if caller.is_human:

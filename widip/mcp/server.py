@@ -11,9 +11,11 @@ call waits. The SDK is not imported here: its models for every revision cost thi
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable
 
@@ -30,7 +32,9 @@ from widip.mcp import catalog, results
 logger = logging.getLogger(__name__)
 
 #: Handshake revisions served, newest first; a client asking for another one is offered the newest.
-PROTOCOL_VERSIONS = ("2025-11-25", "2025-06-18", "2025-03-26")
+PROTOCOL_VERSIONS = ("2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05")
+#: Threads for database work: the pool's size (db.make_pool), so a query never waits for a thread.
+THREADS = 12
 PARSE_ERROR, INVALID_REQUEST, METHOD_NOT_FOUND, INVALID_PARAMS, INTERNAL_ERROR = (
     -32700, -32600, -32601, -32602, -32603)
 #: How long tools/call waits for a call that may run now before answering "running, ask again".
@@ -89,14 +93,15 @@ def parse(raw: Any) -> Message | None:
         params = {}
     if not isinstance(params, dict):
         raise RpcError(INVALID_REQUEST, "params must be an object")
-    if request_id is not None and (isinstance(request_id, bool) or not isinstance(request_id, (str, int))):
-        raise RpcError(INVALID_REQUEST, "id must be a string or an integer")
+    if "id" in raw and (isinstance(request_id, bool) or not isinstance(request_id, (str, int))):
+        raise RpcError(INVALID_REQUEST, "id must be a string or an integer (a notification has no id)")
     return Message(method, params, request_id)
 
 
 def encode(message: dict) -> str:
-    """One message as JSON text (our values: datetimes, UUIDs, decimals, as everywhere else)."""
-    return json.dumps(message, ensure_ascii=False, default=json_default)
+    """One message as JSON text (our values: datetimes, UUIDs, decimals, as everywhere else). ASCII, so a
+    lone surrogate a client sent and we echo cannot make the answer unwritable."""
+    return json.dumps(message, default=json_default)
 
 
 def answer(request_id, result: dict) -> dict:
@@ -120,12 +125,17 @@ class Server:
         self.pool, self.settings, self.relay = pool, settings, relay
         self.policy = policy_for(settings)
         self.version = _version()
+        self.executor = ThreadPoolExecutor(max_workers=THREADS, thread_name_prefix="mcp-db")
         self.methods = {
             "initialize": self.initialize, "ping": self.ping,
             "tools/list": self.list_tools, "tools/call": self.call_tool,
             "resources/list": self.list_resources, "resources/templates/list": self.list_templates,
             "resources/read": self.read_resource,
         }
+
+    async def run(self, fn, *args):
+        """`fn(*args)` on one of this server's threads (blocking database and broker work)."""
+        return await asyncio.get_running_loop().run_in_executor(self.executor, functools.partial(fn, *args))
 
     async def handle(self, message: Message, caller: Caller | None, notify: Notify) -> dict | None:
         """The answer to `message` from `caller` (None: the token is no longer valid); None for a
@@ -157,7 +167,7 @@ class Server:
         return {}
 
     async def list_tools(self, message, caller, notify) -> dict:
-        offered = await asyncio.to_thread(self._offers, _known(caller))
+        offered = await self.run(self._offers, _known(caller))
         tools = [{"name": o.tool.name, "title": o.tool.name.replace("_", " "),
                   "description": catalog.description(o, self.policy), "inputSchema": o.tool.schema,
                   "annotations": catalog.annotations(o)} for o in offered]
@@ -176,15 +186,15 @@ class Server:
         try:
             if name == catalog.STATUS_TOOL:
                 call_id, wait = _status_arguments(arguments)
-                call = (await asyncio.to_thread(self._read, caller, call_id))[0]
+                call = (await self.run(self._read, caller, call_id))[0]
                 if call is None:
                     raise NotFound(f"no tool call {call_id} made by you")
             else:
-                call = await asyncio.to_thread(self._propose, caller, name, arguments)
+                call = await self.run(self._propose, caller, name, arguments)
                 wait = RUN_WAIT_SECONDS if call["status"] in ("ready", "running") else 0.0
             outcome = await self._settle(message, caller, call, wait, notify)
         except (NotFound, Invalid, Forbidden) as exc:
-            logger.info("MCP call %s by %s refused: %s", name[:80], caller.label, exc.message)
+            logger.info("MCP call %r by %s refused: %r", name[:80], caller.label, exc.message)
             outcome = results.Outcome([f"Refusé : {exc.message}", f"Refused: {exc.message}"], is_error=True)
         result = {"content": [{"type": "text", "text": text} for text in outcome.texts],
                   "isError": outcome.is_error}
@@ -193,7 +203,7 @@ class Server:
         return result
 
     async def list_templates(self, message, caller, notify) -> dict:
-        offered = {o.tool.name for o in await asyncio.to_thread(self._offers, _known(caller))}
+        offered = {o.tool.name for o in await self.run(self._offers, _known(caller))}
         return {"resourceTemplates": [
             {"name": v.name, "uriTemplate": v.uri_template, "description": v.description,
              "mimeType": "application/json"} for v in catalog.VIEWS if v.tool in offered]}
@@ -210,7 +220,7 @@ class Server:
             raise RpcError(INVALID_PARAMS, f"unknown resource {str(uri)[:200]}")
         view, arguments = found
         try:
-            call = await asyncio.to_thread(self._propose, caller, view.tool, arguments)
+            call = await self.run(self._propose, caller, view.tool, arguments)
             outcome = await self._settle(message, caller, call, RUN_WAIT_SECONDS, notify)
         except (NotFound, Invalid, Forbidden) as exc:
             raise RpcError(INVALID_PARAMS, exc.message) from None
@@ -227,7 +237,10 @@ class Server:
     def _propose(self, caller: Caller, name: str, arguments) -> dict:
         names = {o.tool.name for o in self._offers(caller)}
         call = propose_direct(self.pool, self.settings, caller, name, arguments, offered=names)
-        self.relay()
+        try:
+            self.relay()
+        except Exception:  # committed: the outbox sweep relays it; the client still gets its call id
+            logger.exception("MCP call %s committed but not relayed; the outbox sweep will", call["id"])
         return call
 
     def _read(self, caller: Caller, call_id: str) -> tuple[dict | None, list[str]]:
@@ -247,16 +260,16 @@ class Server:
         names: list[str] = []
         while True:
             if call["status"] == "waiting_approval" and not names:
-                names = (await asyncio.to_thread(self._read, caller, str(call["id"])))[1]
+                names = (await self.run(self._read, caller, str(call["id"])))[1]
             elapsed = time.monotonic() - started
             if call["status"] not in results.PENDING or elapsed >= wait:
                 break
             if token is not None:
-                await notify(progress(token, round(elapsed, 1), wait,
+                await notify(progress(token, round(elapsed, 3), wait,
                                       f"{call['status']} (appel / call {call['id']})"))
             await asyncio.sleep(pause)
             pause = min(pause * 2, POLL_SECONDS)  # a fast L0 call answers in tens of ms, a wait costs little
-            call = (await asyncio.to_thread(self._read, caller, str(call["id"])))[0] or call
+            call = (await self.run(self._read, caller, str(call["id"])))[0] or call
         return results.outcome(call, approve_level=self.policy.approve.get(call["level"], 3),
                                approver_names=names)
 

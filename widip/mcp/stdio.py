@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import sys
 
 from widip import deps as process_deps
@@ -18,6 +19,8 @@ from widip.errors import ConfigError
 from widip.functions import db, identity
 from widip.mcp import catalog, server as rpc
 from widip.messaging.relay import flush_outbox
+
+logger = logging.getLogger(__name__)
 
 
 def run(settings, token: str) -> int:
@@ -46,13 +49,17 @@ async def serve(server: rpc.Server, who, reader, writer) -> None:
     async def one(line: bytes) -> None:
         try:
             message = rpc.parse(json.loads(line))
-        except ValueError:
+        except (ValueError, RecursionError):
             return await send(rpc.error(None, rpc.PARSE_ERROR, "Parse error: the line is not JSON"))
         except rpc.RpcError as exc:
             return await send(rpc.error(None, exc.code, exc.message))
         if message is None or not message.is_request:
             return
-        reply = await server.handle(message, await asyncio.to_thread(who), send)
+        try:
+            reply = await server.handle(message, await server.run(who), send)
+        except Exception:  # e.g. the database is unreachable while checking the token: still answer
+            logger.exception("MCP %s failed", message.method)
+            reply = rpc.error(message.id, rpc.INTERNAL_ERROR, "internal error (logged on the server)")
         await send(reply)
 
     while line := await asyncio.to_thread(reader.readline):
@@ -60,4 +67,4 @@ async def serve(server: rpc.Server, who, reader, writer) -> None:
             task = asyncio.create_task(one(line))
             running.add(task)
             task.add_done_callback(running.discard)
-    await asyncio.gather(*running)
+    await asyncio.gather(*running, return_exceptions=True)
