@@ -21,7 +21,7 @@ from widip.messaging import door
 
 def register_handlers() -> None:
     """LLM job kinds, rules playbooks, and the listener recording every integration call's outcome."""
-    llm_queue.register_llm_job(llm_gateway.KIND, llm_gateway.run_gateway_request)
+    llm_queue.register_llm_job(llm_gateway.KIND, llm_gateway.run_gateway_request, writes_outbox=False)
     llm_queue.register_llm_job(step_job.KIND, step_job.run)
     llm_queue.register_llm_job(diagnosis_job.KIND, diagnosis_job.run)
     rules.register_playbook("sentinel", sentinel_playbook)

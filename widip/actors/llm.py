@@ -35,7 +35,8 @@ GPU_QUEUES = ("llm.p0", "llm.p1", "llm.p2", "llm.p3")
 def run_job(kind: str, job_id: str) -> None:
     """Run one LLM job, relay what it queued, and send what it asks for next."""
     steps = llm_queue.run_llm_job(kind, job_id, deps())
-    flush_outbox()
+    if llm_queue.writes_outbox(kind):
+        flush_outbox()
     for step in steps:
         door.send(step.job, *step.args, delay_ms=step.delay_ms)
 
@@ -45,8 +46,10 @@ def _declare(job: job_table.Job, priority: int) -> dramatiq.Actor:
         run_job(kind, job_id)
 
     run.__name__ = run.__qualname__ = job.name
+    # store_results off: the outcome is in Redis or PostgreSQL already, and the write would sit between
+    # two GPU calls.
     return actor(job, priority=priority, max_retries=LLM_MAX_RETRIES, time_limit=DEFAULT_TIME_LIMIT_MS,
-                 throws=PERMANENT_ERRORS)(run)
+                 throws=PERMANENT_ERRORS, store_results=False)(run)
 
 
 def _gpu_actor(queue: str) -> dramatiq.Actor:

@@ -137,14 +137,24 @@ def actor_name(queue: str) -> str:
 #: handler(job_id, deps) -> steps to enqueue next; `deps` has .settings, .pool and .redis.
 Handler = Callable[[str, object], Sequence | None]
 _handlers: dict[str, Handler] = {}
+#: Kinds whose handler never writes the outbox: their job skips the relay's PostgreSQL round trip,
+#: which would sit between two GPU calls.
+_outbox_free: set[str] = set()
 
 
-def register_llm_job(kind: str, handler: Handler) -> None:
+def register_llm_job(kind: str, handler: Handler, *, writes_outbox: bool = True) -> None:
     """Make `kind` runnable on the LLM queues (widip/wiring.py registers every kind)."""
     existing = _handlers.get(kind)
     if existing is not None and existing is not handler:
         raise ValueError(f"LLM job kind {kind!r} is already registered to {existing!r}")
     _handlers[kind] = handler
+    if not writes_outbox:
+        _outbox_free.add(kind)
+
+
+def writes_outbox(kind: str) -> bool:
+    """Whether a job of `kind` may leave outbox rows to relay (unknown kinds: yes)."""
+    return kind not in _outbox_free
 
 
 def run_llm_job(kind: str, job_id: str, deps) -> list:
