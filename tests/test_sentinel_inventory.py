@@ -253,7 +253,8 @@ def test_the_observium_sync_adds_unmapped_devices_with_their_glpi_entity_and_kee
         inventory.upsert_device(conn, "cpe-stjoseph-ftth.widip.net", {
             "site": "EHPAD Saint-Joseph - Vienne", "client": "Groupe Saint-Joseph", "glpi_entity_id": 3,
             "role": "access", "operator": "phibee", "service_ref": "FTTH-VIENNE-00789"}, source="import")
-        report = inventory.sync_observium(conn, env.clients)
+    report = inventory.sync_observium(env.pool, env.clients)
+    with db.transaction(env.pool) as conn:
         kept = inventory.lookup(conn, device_id=None, hostname="cpe-stjoseph-ftth.widip.net")
         firewall = inventory.lookup(conn, device_id="103", hostname=None)
     assert report["added"] == len(observium_sim.DEMO_DEVICES) - 1

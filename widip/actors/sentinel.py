@@ -143,7 +143,6 @@ def sync_inventory() -> dict:
     d = deps()
     if not d.settings.observium_url:
         return {"skipped": "OBSERVIUM_URL is not set"}
-    with db.transaction(d.pool) as conn:
-        report = inventory.sync_observium(conn, d.clients, ask_glpi=bool(d.settings.glpi_url))
+    report = inventory.sync_observium(d.pool, d.clients, ask_glpi=bool(d.settings.glpi_url))
     logger.info("inventory synced from Observium: %s", report)
     return report

@@ -26,6 +26,7 @@ from pathlib import Path
 from psycopg import Connection
 
 from widip.errors import Invalid, NotFound
+from widip.functions import db
 
 ROLES = ("access", "firewall", "switch", "wifi", "ups", "sensor", "core", "server", "other")
 COLUMNS = ("hostname", "device_id", "site", "sub_location", "client", "glpi_entity_id", "widip", "role",
@@ -234,30 +235,40 @@ def unmapped(conn: Connection, *, now: datetime, days: int = 7, limit: int = 100
 _TYPE_ROLES = {"firewall": "firewall", "wireless": "wifi", "power": "ups", "environment": "sensor", "server": "server"}
 
 
-def sync_observium(conn: Connection, clients, *, ask_glpi: bool = True) -> dict:
-    """Add every Observium device the inventory lacks (see module doc); a report of what was added."""
-    known = {r["hostname"].lower() for r in conn.execute("SELECT hostname FROM inventory_devices").fetchall()}
+def sync_observium(pool, clients, *, ask_glpi: bool = True) -> dict:
+    """Add every Observium device the inventory lacks (see module doc); a report of what was added.
+
+    Observium and GLPI are asked outside any transaction, so a slow answer holds no database connection
+    or lock; the rows are written in one short transaction at the end.
+    """
+    devices = clients.observium.list_devices()
+    with db.transaction(pool) as conn:
+        known = {r["hostname"].lower() for r in conn.execute("SELECT hostname FROM inventory_devices").fetchall()}
+        planned, skipped = [], 0
+        for device in devices:
+            if device.hostname.lower() in known:
+                continue
+            site, room, client = parse_location(device.location)
+            if not site:
+                skipped += 1
+                continue
+            planned.append((device, site, room, client, site_named(conn, site)))
     entities: dict[str, int | None] = {}
-    added, skipped = 0, 0
-    for device in clients.observium.list_devices():
-        if device.hostname.lower() in known:
-            continue
-        site, room, client = parse_location(device.location)
-        if not site:
-            skipped += 1
-            continue
-        mapped_site = site_named(conn, site)  # a site ops already placed keeps its client and entity
+    for _, _, _, client, mapped_site in planned:  # a site ops already placed keeps its client and entity
         if mapped_site:
-            client = mapped_site["client"]
-            entities.setdefault(client.lower(), mapped_site["glpi_entity_id"])
-        if ask_glpi and client.lower() not in entities:
-            entities[client.lower()] = _glpi_entity(clients, client)
-        upsert_device(conn, device.hostname, {
-            "device_id": str(device.id), "site": site, "sub_location": room, "client": client,
-            "glpi_entity_id": entities.get(client.lower()), "role": _TYPE_ROLES.get(device.device_type or "", "other")},
-            source="observium")
-        added += 1
-    return {"added": added, "without_location": skipped, "already_mapped": len(known)}
+            entities.setdefault(mapped_site["client"].lower(), mapped_site["glpi_entity_id"])
+    for _, _, _, client, mapped_site in planned:
+        name = mapped_site["client"] if mapped_site else client
+        if ask_glpi and name.lower() not in entities:
+            entities[name.lower()] = _glpi_entity(clients, name)
+    with db.transaction(pool) as conn:
+        for device, site, room, client, mapped_site in planned:
+            name = mapped_site["client"] if mapped_site else client
+            upsert_device(conn, device.hostname, {
+                "device_id": str(device.id), "site": site, "sub_location": room, "client": name,
+                "glpi_entity_id": entities.get(name.lower()),
+                "role": _TYPE_ROLES.get(device.device_type or "", "other")}, source="observium")
+    return {"added": len(planned), "without_location": skipped, "already_mapped": len(known)}
 
 
 def _glpi_entity(clients, client: str) -> int | None:
