@@ -109,6 +109,19 @@ def test_accepted_echo_is_a_202_with_the_id_and_a_location_to_poll(app_client, s
     assert stub_broker.queues["default"].qsize() == 1
 
 
+def test_a_broker_that_does_not_answer_is_a_503_naming_the_job_to_poll(app_client, people, monkeypatch):
+    from widip.messaging import door
+    from widip.messaging.broker import WEB_REDIS_TIMEOUT_S, build_broker
+
+    dead = build_broker("redis", "redis://127.0.0.1:1/0", timeout=WEB_REDIS_TIMEOUT_S)  # nothing listens there
+    monkeypatch.setattr(door, "current", lambda: dead)
+    result = app_client.simulate_post("/jobs/echo", json={"message": "bonjour"}, headers=people.admin.headers)
+    assert result.status_code == 503 and "Traceback" not in result.text
+    job_id = result.text.split("poll /jobs/")[1].split()[0]
+    # The client is told to poll, not to resend: the job is recorded and may still run.
+    assert app_client.simulate_get(f"/jobs/{job_id}", headers=people.admin.headers).json["status"] == "queued"
+
+
 def test_the_echo_job_runs_on_a_worker_and_polling_shows_done(app_client, stub_broker, stub_worker, people):
     job_id = app_client.simulate_post("/jobs/echo", json={"message": "bonjour"},
                                       headers=people.admin.headers).json["job_id"]

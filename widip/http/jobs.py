@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import falcon
-import redis
 
-from widip.errors import Unavailable
 from widip.functions import db, job_table, jobs
 from widip.http.auth import require_caller, require_user
 from widip.http.openapi_doc import AUTH_ERRORS, SECURED, error, json_body, json_response
@@ -46,12 +44,9 @@ OPENAPI_PATHS = {
 
 
 def accept_job(resp, pool, job, kind: str, record: dict, **kwargs) -> None:
-    """Record a pollable job, enqueue it through the door, and answer 202; 503 if the broker is down
-    (the job stays recorded as queued)."""
-    try:
-        row = door.send_tracked(pool, job, kind, record, **kwargs)
-    except redis.RedisError as exc:
-        raise Unavailable("broker", f"the job queue is unreachable; the {kind} job is recorded as queued") from exc
+    """Record a pollable job, enqueue it through the door, and answer 202; 503 naming the job if the
+    broker does not answer (the job stays recorded as queued)."""
+    row = door.send_tracked(pool, job, kind, record, **kwargs)
     accepted(resp, str(row["id"]))
 
 

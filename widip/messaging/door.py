@@ -11,8 +11,9 @@ from __future__ import annotations
 import logging
 
 import dramatiq
+import redis
 
-from widip.errors import ConfigError
+from widip.errors import ConfigError, Unavailable
 from widip.functions import db, job_table, jobs
 from widip.functions.job_table import Job
 from widip.functions.llm import queue as llm_queue
@@ -36,12 +37,17 @@ def send_tracked(pool, job: Job, kind: str, record: dict, **kwargs) -> dict:
     """Write a `queued` jobs row, then enqueue the message whose id is the job id (GET /jobs/{id}).
 
     The row is committed before the message exists, so a worker can never run ahead of it; if the
-    broker is down the row stays `queued` and the caller's 503 says so.
+    broker does not answer, Unavailable names the job so the caller polls it rather than resending.
     """
     message = _message(job, (), kwargs, {JOB_OPTION: True})
     with db.transaction(pool) as conn:
         row = jobs.create_job(conn, message.message_id, kind, record)
-    _enqueue(message, None)
+    try:
+        _enqueue(message, None)
+    except redis.RedisError as exc:  # a timeout may come after Redis took it: the client must not resend
+        raise Unavailable("broker", f"the job queue did not answer: the {kind} job {row['id']} is recorded as "
+                                    f"queued and may still run; poll /jobs/{row['id']} instead of sending it "
+                                    "again") from exc
     return row
 
 
