@@ -1,8 +1,9 @@
-"""What each process loads: provider SDKs only where a provider is configured, and a scheduler that
-loads no actor code but fires exactly the workers' periodic actors."""
+"""What each process loads: provider SDKs only where a provider is configured, a scheduler that
+loads no actor code but fires exactly the workers' periodic actors, one TLS context for every client."""
 
 import json
 import os
+import ssl
 import subprocess
 import sys
 
@@ -33,6 +34,19 @@ def test_the_web_app_imports_no_llm_sdk_when_no_model_is_configured(web_env):
     loaded = loaded_after("from widip.http.app import create_app_from_env\ncreate_app_from_env()", web_env)
     assert not any(loaded[sdk] for sdk in SDKS), loaded
     assert not loaded["ldap3"], "the web describes AD tools but never talks to AD"
+
+
+def test_integration_clients_share_one_tls_context_per_ca_setting():
+    from widip.functions.integrations.http_client import make_client, ssl_context
+
+    clients = [make_client(url) for url in ("https://glpi.example", "https://observium.example")]
+    try:
+        # httpx keeps the context on the connection pool; each client would otherwise load the CA bundle.
+        assert {id(c._transport._pool._ssl_context) for c in clients} == {id(ssl_context(True))}
+    finally:
+        for client in clients:
+            client.close()
+    assert ssl_context(False).verify_mode == ssl.CERT_NONE and ssl_context(True).verify_mode == ssl.CERT_REQUIRED
 
 
 def test_a_configured_provider_loads_its_sdk_only_when_the_provider_is_built(web_env):
