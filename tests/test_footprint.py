@@ -1,5 +1,6 @@
 """What each process loads: provider SDKs only where a provider is configured, a scheduler that
-loads no actor code but fires exactly the workers' periodic actors, one TLS context for every client."""
+loads no actor code but fires exactly the workers' periodic actors, one TLS context for every client, and
+no HTTP extras nobody uses."""
 
 import json
 import os
@@ -12,11 +13,15 @@ import pytest
 from widip.config import PROJECT_ROOT
 
 SDKS = ("anthropic", "ollama")
+#: What httpx and httpcore would import only because it is installed: httpx's CLI (click, rich,
+#: pygments) and trio. Our processes use neither.
+UNUSED_EXTRAS = ("rich", "pygments", "trio")
 
 
 def loaded_after(code: str, env: dict[str, str]) -> dict[str, bool]:
     """Run `code` in a fresh interpreter; which of the watched modules it left in sys.modules."""
-    watched = (*SDKS, "widip.actors", "widip.functions.sentinel", "psycopg", "ldap3", "mcp", "pydantic")
+    watched = (*SDKS, "widip.actors", "widip.functions.sentinel", "psycopg", "ldap3", "mcp", "pydantic",
+               *UNUSED_EXTRAS)
     probe = f"{code}\nimport json, sys\nprint(json.dumps({{m: m in sys.modules for m in {watched!r}}}))"
     out = subprocess.run([sys.executable, "-c", probe], env={**os.environ, **env}, cwd=PROJECT_ROOT,
                          capture_output=True, text=True, timeout=120)
@@ -34,6 +39,13 @@ def test_the_web_app_imports_no_llm_sdk_when_no_model_is_configured(web_env):
     loaded = loaded_after("from widip.http.app import create_app_from_env\ncreate_app_from_env()", web_env)
     assert not any(loaded[sdk] for sdk in SDKS), loaded
     assert not loaded["ldap3"], "the web describes AD tools but never talks to AD"
+    assert not any(loaded[extra] for extra in UNUSED_EXTRAS), loaded
+
+
+def test_the_worker_loads_neither_the_httpx_command_line_client_nor_trio(web_env):
+    loaded = loaded_after("import widip.worker\nimport httpx\nhttpx.Client(base_url='http://127.0.0.1:9').close()",
+                          web_env)
+    assert not any(loaded[extra] for extra in UNUSED_EXTRAS), loaded
 
 
 def test_integration_clients_share_one_tls_context_per_ca_setting():

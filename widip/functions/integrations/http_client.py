@@ -11,18 +11,39 @@ they carry tokens and personal data.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import os
 import ssl
+import sys
 import time
 from typing import Callable
-
-import httpx
 
 from widip.errors import Rejected, Unavailable
 
 logger = logging.getLogger(__name__)
+
+
+@contextlib.contextmanager
+def _as_if_not_installed(*modules: str):
+    """Import as though `modules` were absent, so their importers take their own fallback path."""
+    hidden = [name for name in modules if name not in sys.modules]
+    sys.modules.update(dict.fromkeys(hidden, None))
+    try:
+        yield
+    finally:
+        for name in hidden:
+            if sys.modules.get(name, 0) is None:
+                del sys.modules[name]
+
+
+# NOTE: httpx imports its command-line client (click, rich, pygments: ~4 MB) whenever they are
+# installed, and httpcore imports trio (~2.4 MB; selenium brings it) in case it runs under trio.
+# Our clients are synchronous and never run that CLI: both take the path they take without them.
+with _as_if_not_installed("httpx._main", "trio"):
+    import httpcore  # noqa: F401 - imported here for the line above; httpx would import it on first use
+    import httpx
 
 #: Called as listener(system, ok, elapsed_seconds, error_or_None) after every call.
 OUTCOME_LISTENERS: list[Callable[[str, bool, float, Exception | None], None]] = []
