@@ -42,7 +42,24 @@ def machine() -> dict:
                   if line.startswith("MemTotal"))
     return {"cpu": cpu, "cores": os.cpu_count(), "memory_gb": round(mem_kb / 1024 / 1024, 1),
             "kernel": platform.release(), "python": platform.python_version(),
-            "load_average_at_start": [round(x, 2) for x in os.getloadavg()]}
+            "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
+            "reference_loop_ms": reference_loop_ms()}
+
+
+def reference_loop_ms() -> float:
+    """A fixed pure-Python loop, median of 7 runs: how fast this (virtual) machine is today, so figures
+    from two runs can be compared (the same code measured ~1.5x slower on a slower day of the host)."""
+    import statistics
+    import time
+
+    runs = []
+    for _ in range(7):
+        started = time.perf_counter()
+        total = 0
+        for i in range(2_000_000):
+            total += i
+        runs.append((time.perf_counter() - started) * 1000)
+    return round(statistics.median(runs), 1)
 
 
 def run_script(path: Path, timeout: float) -> dict:
@@ -78,7 +95,8 @@ def markdown(result: dict) -> str:
     m = result["machine"]
     lines = [f"Measured {result['generated_at'][:16].replace('T', ' ')} UTC on {m['cores']} × {m['cpu']}, "
              f"{m['memory_gb']} GB RAM, Linux {m['kernel']}, Python {m['python']} (shared machine; load average "
-             f"at start {', '.join(map(str, m['load_average_at_start']))}). `make bench` rewrites this table.", "",
+             f"at start {', '.join(map(str, m['load_average_at_start']))}; reference Python loop "
+             f"{m.get('reference_loop_ms', '?')} ms, lower is faster). `make bench` rewrites this table.", "",
              "| bench | figure | value | target | met |", "|---|---|---|---|---|"]
     for f in result["figures"]:
         value = "—" if f["value"] is None else f"{f['value']:,}" if isinstance(f["value"], int) else f"{f['value']:,.1f}" \
