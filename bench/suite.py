@@ -9,6 +9,7 @@ import argparse
 import re
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -26,7 +27,13 @@ def main(argv: list[str] | None = None) -> int:
     out = subprocess.run(["make", "test"], cwd=ROOT, capture_output=True, text=True, timeout=args.timeout)
     wall = time.monotonic() - began
     summary = next((line for line in reversed(out.stdout.splitlines()) if " in " in line and "passed" in line), "")
-    print("\n".join(line for line in out.stdout.splitlines() if line.startswith(("FAILED", "ERROR"))))
+    failed = [line for line in out.stdout.splitlines() if line.startswith(("FAILED", "ERROR"))]
+    if failed:  # what went wrong, not just where: the error lines of each failure, and the whole log
+        log = Path(tempfile.gettempdir()) / "widip-bench-suite.log"
+        log.write_text(out.stdout + out.stderr)
+        print("\n".join([line for line in out.stdout.splitlines() if line.startswith("E ")][:60]))
+        print(f"full output: {log}")
+    print("\n".join(failed))
     print(summary or out.stdout[-2000:])
     counts = {kind: int(n) for n, kind in re.findall(r"(\d+) (passed|failed|error|errors)", summary)}
     report([Figure("make test wall time", wall, "s", "<=", 600),

@@ -89,10 +89,15 @@ def test_widip_up_reports_ready_and_restarts_a_killed_worker_while_web_keeps_ser
     values = read_env_file(deployment["dir"] / "var" / "demo.env")
     assert values["DATABASE_URL"] and values["REDIS_URL"]
 
-    web_before, worker_before = named("web"), named("worker")
-    leader = min(worker_before)  # the group leader (dramatiq's main process) is the oldest pid here
-    # Its worker process runs the consumer and worker threads (the metrics exposition fork has one or two).
-    child = next(pid for pid in worker_before if pid != leader and threads(pid) > 4)
+    def worker_child():
+        """(worker pids, the child running the consumer and worker threads) once that child is up; the
+        metrics exposition fork has one or two threads. On a loaded machine /ready can come first."""
+        pids = named("worker")
+        leader = min(pids, default=None)  # the group leader (dramatiq's main process) is the oldest pid here
+        return pids, next((pid for pid in pids if pid != leader and threads(pid) > 4), None)
+
+    worker_before, child = poll(worker_child, lambda found: found[1] is not None, timeout=30, interval=0.2)
+    web_before, leader = named("web"), min(worker_before)
     answers, stop = [], threading.Event()
 
     def keep_asking():
