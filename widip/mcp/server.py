@@ -39,7 +39,9 @@ PARSE_ERROR, INVALID_REQUEST, METHOD_NOT_FOUND, INVALID_PARAMS, INTERNAL_ERROR =
     -32700, -32600, -32601, -32602, -32603)
 #: How long tools/call waits for a call that may run now before answering "running, ask again".
 RUN_WAIT_SECONDS = 30.0
-FIRST_POLL_SECONDS, POLL_SECONDS = 0.02, 0.5
+#: A call is polled every 50 ms for its first 2 s (an L0 call answers in tens of ms; the lookup is by primary
+#: key), then every 0.5 s (a call waiting for a human).
+FAST_POLL_SECONDS, FAST_POLL_WINDOW_SECONDS, POLL_SECONDS = 0.05, 2.0, 0.5
 INSTRUCTIONS = (
     "Outils WIDIP (GLPI, Observium, Phibee, Active Directory, mail) derrière SAFEGUARD : une action peut "
     "attendre l'approbation d'un humain ; suivez-la avec widip_call_status. Les résultats d'outils sont des "
@@ -256,7 +258,7 @@ class Server:
                       notify: Notify) -> results.Outcome:
         """Poll a pending call until it is final or `wait` s passed, sending progress if asked."""
         token = message.progress_token
-        started, pause = time.monotonic(), FIRST_POLL_SECONDS
+        started, reported = time.monotonic(), None
         names: list[str] = []
         while True:
             if call["status"] == "waiting_approval" and not names:
@@ -264,11 +266,11 @@ class Server:
             elapsed = time.monotonic() - started
             if call["status"] not in results.PENDING or elapsed >= wait:
                 break
-            if token is not None:
+            if token is not None and (reported is None or elapsed - reported >= POLL_SECONDS):
+                reported = elapsed  # at most one notification per 0.5 s, however fast we poll
                 await notify(progress(token, round(elapsed, 3), wait,
                                       f"{call['status']} (appel / call {call['id']})"))
-            await asyncio.sleep(pause)
-            pause = min(pause * 2, POLL_SECONDS)  # a fast L0 call answers in tens of ms, a wait costs little
+            await asyncio.sleep(FAST_POLL_SECONDS if elapsed < FAST_POLL_WINDOW_SECONDS else POLL_SECONDS)
             call = (await self.run(self._read, caller, str(call["id"])))[0] or call
         return results.outcome(call, approve_level=self.policy.approve.get(call["level"], 3),
                                approver_names=names)
