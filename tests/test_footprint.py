@@ -46,6 +46,9 @@ def test_the_worker_loads_neither_the_httpx_command_line_client_nor_trio(web_env
     loaded = loaded_after("import widip.worker\nimport httpx\nhttpx.Client(base_url='http://127.0.0.1:9').close()",
                           web_env)
     assert not any(loaded[extra] for extra in UNUSED_EXTRAS), loaded
+    # Whichever widip module imports httpx first (here one that imports it before http_client).
+    loaded = loaded_after("import widip.functions.integrations.glpi", web_env)
+    assert not loaded["rich"] and not loaded["pygments"], loaded
 
 
 def test_integration_clients_share_one_tls_context_per_ca_setting():
@@ -78,6 +81,7 @@ def test_the_mcp_process_serves_the_protocol_without_the_sdk_or_an_llm_sdk(web_e
                           "create_app(Settings.from_env())", web_env)
     assert not loaded["mcp"] and not loaded["pydantic"], loaded
     assert not any(loaded[sdk] for sdk in SDKS) and not loaded["ldap3"], loaded
+    assert not any(loaded[extra] for extra in UNUSED_EXTRAS), loaded
 
 
 def test_the_scheduler_module_loads_no_actor_code_database_driver_or_sdk():

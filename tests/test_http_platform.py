@@ -109,17 +109,30 @@ def test_accepted_echo_is_a_202_with_the_id_and_a_location_to_poll(app_client, s
     assert stub_broker.queues["default"].qsize() == 1
 
 
-def test_a_broker_that_does_not_answer_is_a_503_naming_the_job_to_poll(app_client, people, monkeypatch):
+@pytest.mark.parametrize("frozen", [False, True], ids=["refused", "silent"])
+def test_a_broker_outage_is_a_503_saying_whether_to_resend_or_poll(app_client, people, monkeypatch, frozen):
+    import socket
+
     from widip.messaging import door
     from widip.messaging.broker import WEB_REDIS_TIMEOUT_S, build_broker
 
-    dead = build_broker("redis", "redis://127.0.0.1:1/0", timeout=WEB_REDIS_TIMEOUT_S)  # nothing listens there
-    monkeypatch.setattr(door, "current", lambda: dead)
-    result = app_client.simulate_post("/jobs/echo", json={"message": "bonjour"}, headers=people.admin.headers)
+    silent = socket.socket()  # accepts the connection (kernel backlog), never answers: a frozen Redis
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(4)
+    port = silent.getsockname()[1] if frozen else 1  # port 1: nothing listens, the connection is refused
+    monkeypatch.setattr(door, "current", lambda: build_broker("redis", f"redis://127.0.0.1:{port}/0",
+                                                              timeout=WEB_REDIS_TIMEOUT_S))
+    try:
+        result = app_client.simulate_post("/jobs/echo", json={"message": "bonjour"}, headers=people.admin.headers)
+    finally:
+        silent.close()
     assert result.status_code == 503 and "Traceback" not in result.text
-    job_id = result.text.split("poll /jobs/")[1].split()[0]
-    # The client is told to poll, not to resend: the job is recorded and may still run.
-    assert app_client.simulate_get(f"/jobs/{job_id}", headers=people.admin.headers).json["status"] == "queued"
+    job_id = result.text.split("echo job ")[1].split()[0]
+    status = app_client.simulate_get(f"/jobs/{job_id}", headers=people.admin.headers).json["status"]
+    if frozen:  # the message may have reached Redis: poll, do not run it twice
+        assert f"poll /jobs/{job_id}" in result.text and status == "queued"
+    else:  # nothing was sent: the job says so and the client may send it again
+        assert "send it again" in result.text and status == "failed"
 
 
 def test_the_echo_job_runs_on_a_worker_and_polling_shows_done(app_client, stub_broker, stub_worker, people):

@@ -212,9 +212,11 @@ def test_stdio_answers_every_request_even_when_the_token_check_fails(directory_s
         raise RuntimeError("database unreachable")
 
     lines = [b"{nope\n", json.dumps({"jsonrpc": "2.0", "id": 7, "method": "tools/list"}).encode() + b"\n",
-             json.dumps({"jsonrpc": "2.0", "method": "notifications/initialized"}).encode() + b"\n"]
+             json.dumps({"jsonrpc": "2.0", "method": "notifications/initialized"}).encode() + b"\n",
+             json.dumps({"jsonrpc": "2.0", "id": 8, "method": "tools/list", "params": []}).encode() + b"\n"]
     out = io.BytesIO()
     anyio.run(serve, server, who, io.BytesIO(b"".join(lines)), out)
     replies = [json.loads(line) for line in out.getvalue().splitlines()]
-    assert [r["error"]["code"] for r in replies] == [-32700, -32603]
-    assert replies[1]["id"] == 7 and "database" not in replies[1]["error"]["message"]
+    by_id = {r["id"]: r["error"] for r in replies}
+    assert by_id[None]["code"] == -32700 and by_id[8]["code"] == -32600  # bad params: answered with its id
+    assert by_id[7]["code"] == -32603 and "database" not in by_id[7]["message"]

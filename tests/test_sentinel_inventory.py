@@ -263,6 +263,41 @@ def test_the_observium_sync_adds_unmapped_devices_with_their_glpi_entity_and_kee
     assert firewall["glpi_entity_id"] == 1 and firewall["role"] == "firewall"
 
 
+def test_widip_inventory_sync_maps_observium_from_the_command_line(integrated_settings, monkeypatch, capsys, env):
+    s = integrated_settings
+    for name, value in (("DATABASE_URL", s.database_url), ("REDIS_URL", s.redis_url), ("WIDIP_ENV", "test"),
+                        ("OBSERVIUM_URL", s.observium_url), ("OBSERVIUM_USER", s.observium_user),
+                        ("OBSERVIUM_PASS", s.observium_pass), ("GLPI_URL", s.glpi_url),
+                        ("GLPI_APP_TOKEN", s.glpi_app_token), ("GLPI_USER_TOKEN", s.glpi_user_token)):
+        monkeypatch.setenv(name, value)
+    assert cli.main(["inventory", "sync"]) == 0
+    assert f"'added': {len(observium_sim.DEMO_DEVICES)}" in capsys.readouterr().out
+    with db.transaction(env.pool) as conn:
+        assert inventory.lookup(conn, device_id="103", hostname=None)["glpi_entity_id"] == 1
+
+
+def test_the_observium_sync_keeps_what_ops_mapped_while_it_asked_glpi(env, observium, glpi, monkeypatch):
+    # Ops import a device and give a client its entity while the sync is waiting for GLPI.
+    asked = []
+
+    def slow_glpi_answer(clients, client):
+        asked.append(client)
+        if len(asked) == 1:
+            with db.transaction(env.pool) as conn:
+                inventory.upsert_device(conn, "fw-tilleuls-lyon.widip.net", {
+                    "site": "Salle serveur Tilleuls", "client": "EHPAD Les Tilleuls", "glpi_entity_id": 77,
+                    "role": "firewall", "operator": "phibee", "service_ref": "FTTH-LYON-1"}, source="import")
+        return 5
+
+    monkeypatch.setattr(inventory, "_glpi_entity", slow_glpi_answer)
+    inventory.sync_observium(env.pool, env.clients)
+    with db.transaction(env.pool) as conn:
+        kept = inventory.lookup(conn, device_id=None, hostname="fw-tilleuls-lyon.widip.net")
+        neighbour = inventory.lookup(conn, device_id=None, hostname="rtr-tilleuls-lyon.widip.net")
+    assert asked and kept["site"] == "Salle serveur Tilleuls" and kept["service_ref"] == "FTTH-LYON-1"
+    assert kept["glpi_entity_id"] == 77 and neighbour["glpi_entity_id"] == 77  # not GLPI's 5
+
+
 def test_monitoring_lists_alerting_devices_missing_from_the_inventory(env, estate):
     from widip.functions import monitoring
 

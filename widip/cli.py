@@ -184,14 +184,14 @@ def cmd_inventory(args) -> int:
 
     from widip.errors import Invalid
 
-    settings, conn = _connect()
     if args.action == "sync":
         from widip import deps as process_deps
 
-        with conn:
-            report = inventory.sync_observium(conn, process_deps.deps().clients)
+        d = process_deps.configure(Settings.from_env())
+        report = inventory.sync_observium(d.pool, d.clients, ask_glpi=bool(d.settings.glpi_url))
         print(f"inventory synced from Observium: {report}")
         return 0
+    settings, conn = _connect()
     if not args.path:
         print("widip: inventory import needs a CSV file", file=sys.stderr)
         return 2

@@ -56,11 +56,11 @@ def metadata_url(settings: Settings) -> str:
     return f"{parts.scheme}://{parts.netloc}/.well-known/oauth-protected-resource{parts.path}"
 
 
-def refuse(resp, status: str, message: str, code: int = rpc.INVALID_REQUEST) -> None:
-    """A transport-level refusal with a JSON-RPC error body (no id: the message was not read)."""
+def refuse(resp, status: str, message: str, code: int = rpc.INVALID_REQUEST, request_id=None) -> None:
+    """A transport-level refusal with a JSON-RPC error body (its id when the message had a usable one)."""
     resp.status = status
     resp.content_type = falcon.MEDIA_JSON
-    resp.text = rpc.encode(rpc.error(None, code, message))
+    resp.text = rpc.encode(rpc.error(request_id, code, message))
 
 
 class Mcp:
@@ -96,7 +96,7 @@ class Mcp:
         except (ValueError, RecursionError):
             return refuse(resp, falcon.HTTP_400, "Parse error: the body is not JSON", rpc.PARSE_ERROR)
         except rpc.RpcError as exc:
-            return refuse(resp, falcon.HTTP_400, exc.message, exc.code)
+            return refuse(resp, falcon.HTTP_400, exc.message, exc.code, exc.request_id)
         if message is None or not message.is_request:  # a notification or a response: nothing to answer
             resp.status = falcon.HTTP_202
             return

@@ -3,7 +3,7 @@
 The transports only frame messages (asgi.py: Streamable HTTP, stdio.py: lines on stdin/stdout). Handlers
 are thin: they use the same functions as POST /tools/{name} (propose_direct: validation, the gate, the
 audit, the outbox that runs the call exactly once on a worker). Database work runs in threads so one slow
-query never stalls other clients. Served: the `initialize` handshake of protocol revisions 2025-03-26 to
+query never stalls other clients. Served: the `initialize` handshake of protocol revisions 2024-11-05 to
 2025-11-25, `ping`, tools, resource templates and `resources/read`, and progress notifications while a
 call waits. The SDK is not imported here: its models for every revision cost this process ~40 MB.
 """
@@ -53,11 +53,12 @@ Notify = Callable[[dict], Awaitable[None]]
 
 
 class RpcError(Exception):
-    """A JSON-RPC error answer: the request was understood well enough to be refused."""
+    """A JSON-RPC error answer: the request was understood well enough to be refused. `request_id` is
+    the id to answer with, when the message had a usable one."""
 
-    def __init__(self, code: int, message: str):
+    def __init__(self, code: int, message: str, request_id: str | int | None = None):
         super().__init__(message)
-        self.code, self.message = code, message
+        self.code, self.message, self.request_id = code, message, request_id
 
 
 @dataclass(frozen=True)
@@ -89,14 +90,14 @@ def parse(raw: Any) -> Message | None:
     if "method" not in raw and ("result" in raw or "error" in raw):
         return None
     method, params, request_id = raw.get("method"), raw.get("params", {}), raw.get("id")
+    if "id" in raw and (isinstance(request_id, bool) or not isinstance(request_id, (str, int))):
+        raise RpcError(INVALID_REQUEST, "id must be a string or an integer (a notification has no id)")
     if not isinstance(method, str) or not method:
-        raise RpcError(INVALID_REQUEST, "method must be a non-empty string")
+        raise RpcError(INVALID_REQUEST, "method must be a non-empty string", request_id)
     if params is None:
         params = {}
     if not isinstance(params, dict):
-        raise RpcError(INVALID_REQUEST, "params must be an object")
-    if "id" in raw and (isinstance(request_id, bool) or not isinstance(request_id, (str, int))):
-        raise RpcError(INVALID_REQUEST, "id must be a string or an integer (a notification has no id)")
+        raise RpcError(INVALID_REQUEST, "params must be an object", request_id)
     return Message(method, params, request_id)
 
 

@@ -52,7 +52,7 @@ async def serve(server: rpc.Server, who, reader, writer) -> None:
         except (ValueError, RecursionError):
             return await send(rpc.error(None, rpc.PARSE_ERROR, "Parse error: the line is not JSON"))
         except rpc.RpcError as exc:
-            return await send(rpc.error(None, exc.code, exc.message))
+            return await send(rpc.error(exc.request_id, exc.code, exc.message))
         if message is None or not message.is_request:
             return
         try:

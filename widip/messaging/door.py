@@ -36,19 +36,32 @@ def send_named(name: str, kwargs: dict) -> dramatiq.Message:
 def send_tracked(pool, job: Job, kind: str, record: dict, **kwargs) -> dict:
     """Write a `queued` jobs row, then enqueue the message whose id is the job id (GET /jobs/{id}).
 
-    The row is committed before the message exists, so a worker can never run ahead of it; if the
-    broker does not answer, Unavailable names the job so the caller polls it rather than resending.
+    The row is committed before the message exists, so a worker can never run ahead of it. If Redis
+    cannot be reached the row is marked failed and Unavailable says to send again; if it does not answer,
+    the message may be there, so Unavailable names the job to poll instead.
     """
     message = _message(job, (), kwargs, {JOB_OPTION: True})
     with db.transaction(pool) as conn:
         row = jobs.create_job(conn, message.message_id, kind, record)
     try:
         _enqueue(message, None)
-    except redis.RedisError as exc:  # a timeout may come after Redis took it: the client must not resend
+    except redis.RedisError as exc:
+        if never_sent(exc):  # nothing reached Redis: say so on the job, and let the client send it again
+            with db.transaction(pool) as conn:
+                jobs.mark_error(conn, row["id"], "not queued: the job queue was unreachable", final=True)
+            raise Unavailable("broker", f"the job queue is unreachable: the {kind} job {row['id']} was not "
+                                        "queued; send it again later") from exc
+        # A timeout may come after Redis took the message: a resend could run the job twice.
         raise Unavailable("broker", f"the job queue did not answer: the {kind} job {row['id']} is recorded as "
                                     f"queued and may still run; poll /jobs/{row['id']} instead of sending it "
                                     "again") from exc
     return row
+
+
+def never_sent(exc: Exception) -> bool:
+    """Whether a Redis error happened while connecting, so no command left this process (redis-py says
+    "Error 111 connecting to …" or "Timeout connecting to server"; an error reading a reply does not)."""
+    return "connecting" in str(exc).lower()
 
 
 def send_llm(kind: str, job_id: str, persona_or_source: str, *, remote: bool) -> dramatiq.Message:

@@ -38,12 +38,13 @@ def _as_if_not_installed(*modules: str):
                 del sys.modules[name]
 
 
-# NOTE: httpx imports its command-line client (click, rich, pygments: ~4 MB) whenever they are
-# installed, and httpcore imports trio (~2.4 MB; selenium brings it) in case it runs under trio.
-# Our clients are synchronous and never run that CLI: both take the path they take without them.
-with _as_if_not_installed("httpx._main", "trio"):
+# NOTE: httpcore imports trio (~2.4 MB; selenium brings it) in case it runs under trio; our clients never
+# do, so it takes the path it takes without trio. httpx imports httpcore only when a first client is
+# built, which is after this module (every client is built by `make_client` or an SDK loaded later).
+# (httpx's own command-line client is kept out in widip/__init__.py.)
+with _as_if_not_installed("trio"):
     import httpcore  # noqa: F401 - imported here for the line above; httpx would import it on first use
-    import httpx
+import httpx  # noqa: E402
 
 #: Called as listener(system, ok, elapsed_seconds, error_or_None) after every call.
 OUTCOME_LISTENERS: list[Callable[[str, bool, float, Exception | None], None]] = []

@@ -239,36 +239,48 @@ def sync_observium(pool, clients, *, ask_glpi: bool = True) -> dict:
     """Add every Observium device the inventory lacks (see module doc); a report of what was added.
 
     Observium and GLPI are asked outside any transaction, so a slow answer holds no database connection
-    or lock; the rows are written in one short transaction at the end.
+    or lock. The rows are written in one short transaction that locks the device table against imports
+    and looks again: a device or site ops mapped meanwhile is kept as they mapped it.
     """
     devices = clients.observium.list_devices()
     with db.transaction(pool) as conn:
-        known = {r["hostname"].lower() for r in conn.execute("SELECT hostname FROM inventory_devices").fetchall()}
-        planned, skipped = [], 0
-        for device in devices:
-            if device.hostname.lower() in known:
-                continue
-            site, room, client = parse_location(device.location)
+        known = _hostnames(conn)
+        placed = [(device, *parse_location(device.location)) for device in devices
+                  if device.hostname.lower() not in known]
+        entities = _client_entities(conn)  # an entity ops gave a client wins over GLPI's, and spares asking
+        asked = {client for _, site, _, client in placed if site and not site_named(conn, site)}
+    for client in sorted(asked, key=str.lower):
+        if ask_glpi and client.lower() not in entities:
+            entities[client.lower()] = _glpi_entity(clients, client)
+    added, skipped = 0, 0
+    with db.transaction(pool) as conn:
+        # All locks first (an import takes the same tables), then look again at what ops mapped meanwhile.
+        conn.execute("LOCK TABLE clients, sites, inventory_devices IN SHARE ROW EXCLUSIVE MODE")
+        present, entities = _hostnames(conn), {**entities, **_client_entities(conn)}
+        for device, site, room, client in placed:
             if not site:
                 skipped += 1
                 continue
-            planned.append((device, site, room, client, site_named(conn, site)))
-    entities: dict[str, int | None] = {}
-    for _, _, _, client, mapped_site in planned:  # a site ops already placed keeps its client and entity
-        if mapped_site:
-            entities.setdefault(mapped_site["client"].lower(), mapped_site["glpi_entity_id"])
-    for _, _, _, client, mapped_site in planned:
-        name = mapped_site["client"] if mapped_site else client
-        if ask_glpi and name.lower() not in entities:
-            entities[name.lower()] = _glpi_entity(clients, name)
-    with db.transaction(pool) as conn:
-        for device, site, room, client, mapped_site in planned:
+            if device.hostname.lower() in present:  # mapped meanwhile, or listed twice
+                continue
+            mapped_site = site_named(conn, site)  # a site ops placed keeps its client and entity
             name = mapped_site["client"] if mapped_site else client
             upsert_device(conn, device.hostname, {
                 "device_id": str(device.id), "site": site, "sub_location": room, "client": name,
                 "glpi_entity_id": entities.get(name.lower()),
                 "role": _TYPE_ROLES.get(device.device_type or "", "other")}, source="observium")
-    return {"added": len(planned), "without_location": skipped, "already_mapped": len(known)}
+            present.add(device.hostname.lower())
+            added += 1
+    return {"added": added, "without_location": skipped, "already_mapped": len(known)}
+
+
+def _client_entities(conn: Connection) -> dict[str, int]:
+    return {r["name"]: r["glpi_entity_id"] for r in conn.execute(
+        "SELECT lower(name) AS name, glpi_entity_id FROM clients WHERE glpi_entity_id IS NOT NULL")}
+
+
+def _hostnames(conn: Connection) -> set[str]:
+    return {r["hostname"].lower() for r in conn.execute("SELECT hostname FROM inventory_devices").fetchall()}
 
 
 def _glpi_entity(clients, client: str) -> int | None:
