@@ -6,7 +6,7 @@ from __future__ import annotations
 from widip.functions import db, job_table
 from widip.functions.assist import records
 from widip.http.auth import require_user
-from widip.http.jobs import accept_job
+from widip.http.jobs import BROKER_UNAVAILABLE, accept_job
 from widip.http.openapi_doc import error, json_response, operation
 
 _LIMIT = {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 500}}
@@ -15,7 +15,7 @@ OPENAPI_PATHS = {
     "/assist/cycles": {
         "post": operation("Run one Assist cycle now (N3+); ASSIST_ENABLED=false makes it a no-op",
                           "postAssistCycle", {"202": json_response("queued; poll Location"),
-                                              "503": error("broker unavailable")}),
+                                              "503": BROKER_UNAVAILABLE}),
         "get": operation("Assist cycles, newest first: the widip_agent_logs rows (N1+)", "listAssistCycles",
                          {"200": json_response("cycles"), "400": error("bad limit")}, params=[_LIMIT])},
     "/assist/tickets": {"get": operation(

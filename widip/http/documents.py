@@ -13,7 +13,7 @@ from widip.functions.docs import ingest, search
 from widip.functions.docs.chunking import format_for
 from widip.functions.docs.embedding import embedder_for
 from widip.http.auth import require_user
-from widip.http.jobs import accept_job
+from widip.http.jobs import BROKER_UNAVAILABLE, accept_job
 from widip.http.openapi_doc import error, json_response, operation
 from widip.http.validation import read_json
 
@@ -35,7 +35,8 @@ OPENAPI_PATHS = {
     "/documents": {
         "get": operation("Ingested documents (N3+)", "listDocuments", {"200": json_response("documents")}),
         "post": operation("Ingest a document: Markdown, text, HTML or PDF (N3+); poll the job", "postDocument",
-                          {"202": json_response("accepted"), "400": error("invalid body")}, body=UPLOAD_SCHEMA)},
+                          {"202": json_response("accepted"), "400": error("invalid body"), "503": BROKER_UNAVAILABLE},
+                          body=UPLOAD_SCHEMA)},
     "/documents/{document_id}": {
         "delete": operation("Remove a document and its passages (N3+)", "deleteDocument",
                             {"200": json_response("deleted"), "404": error("no such document")}, params=ID)},

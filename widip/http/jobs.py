@@ -10,6 +10,10 @@ from widip.http.openapi_doc import AUTH_ERRORS, SECURED, error, json_body, json_
 from widip.http.validation import read_json
 from widip.messaging import door
 
+#: The 503 of every route that queues a pollable job (`accept_job`).
+BROKER_UNAVAILABLE = error("job queue unavailable: the text says whether the job failed (send it again) or "
+                           "may still run (poll it)")
+
 ECHO_SCHEMA = {
     "type": "object", "additionalProperties": False, "required": ["message"],
     "properties": {"message": {"type": "string", "minLength": 1, "maxLength": 1000}},
@@ -38,7 +42,7 @@ OPENAPI_PATHS = {
         "operationId": "postEcho", "security": SECURED,
         "requestBody": json_body(ECHO_SCHEMA),
         "responses": {**AUTH_ERRORS, "202": json_response("accepted; poll Location", ACCEPTED_SCHEMA),
-                      "400": error("invalid body"), "503": error("broker unavailable")},
+                      "400": error("invalid body"), "503": BROKER_UNAVAILABLE},
     }},
 }
 

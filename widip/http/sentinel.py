@@ -22,7 +22,7 @@ from widip.errors import Forbidden, Unauthorized
 from widip.functions import db, identity, job_table
 from widip.functions.sentinel import alerts, maintenance, pipeline, tracker, views
 from widip.http.auth import require_user
-from widip.http.jobs import accept_job
+from widip.http.jobs import BROKER_UNAVAILABLE, accept_job
 from widip.http.openapi_doc import error, json_body, json_response, operation
 from widip.http.validation import ROW_ID, query_bool, query_text, read_json
 from widip.messaging import door
@@ -64,7 +64,7 @@ OPENAPI_PATHS = {
     "/sentinel/devices-down": {"get": _op("Devices the tracker sees down, and the last tick (N1+)",
                                           "listDevicesDown", {"200": json_response("tracked devices")})},
     "/sentinel/ticks": {"post": _op("Run one Sentinel tick now (N3+)", "postSentinelTick", {
-        "202": json_response("queued; poll Location"), "503": error("broker unavailable")})},
+        "202": json_response("queued; poll Location"), "503": BROKER_UNAVAILABLE})},
     "/sentinel/maintenance-windows": {
         "get": _op("Maintenance windows and ignore rules (N1+)", "listMaintenanceWindows", {
             "200": json_response("windows"), "400": error("bad filter")},

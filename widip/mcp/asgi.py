@@ -23,7 +23,6 @@ import falcon.asgi
 from widip import deps as process_deps
 from widip import wiring
 from widip.config import Settings
-from widip.functions import db, identity
 from widip.functions.callers import Caller
 from widip.logs import announce_ready, configure_logging
 from widip.mcp import catalog, server as rpc
@@ -118,16 +117,15 @@ class Mcp:
     async def _authenticate(self, req, resp) -> Caller | None:
         """The caller of a request; None once a 401 or 403 answer is set."""
         scheme, _, token = (req.get_header("Authorization") or "").partition(" ")
-        found, token = None, token.strip()
-        if scheme.lower() == "bearer" and identity.could_be_token(token):
-            found = await self.server.run(self._find, token)
-        if found is None:
+        caller, token = None, token.strip()
+        if scheme.lower() == "bearer" and token:
+            caller = await self.server.run(catalog.caller_for_token, self.pool, token)
+        if caller is None:
             resp.status = falcon.HTTP_401
             resp.set_header("WWW-Authenticate", f'{self.challenge}, scope="{catalog.SCOPE}"' if not token else
                             f'{self.challenge}, error="invalid_token", error_description="Authentication required"')
             resp.media = {"error": "invalid_token", "error_description": "Authentication required"}
             return None
-        caller = catalog.mcp_caller(found)
         if not caller.is_human and catalog.SCOPE not in caller.scopes:
             resp.status = falcon.HTTP_403
             resp.set_header("WWW-Authenticate", f'{self.challenge}, error="insufficient_scope", '
@@ -135,10 +133,6 @@ class Mcp:
             resp.media = {"error": "insufficient_scope", "error_description": f"Required scope: {catalog.SCOPE}"}
             return None
         return caller
-
-    def _find(self, token: str):
-        with db.transaction(self.pool) as conn:
-            return identity.authenticate_token(conn, token)
 
     async def _stream(self, message: rpc.Message, caller: Caller):
         """The SSE answer: progress notifications as they come, then the answer, then the end."""

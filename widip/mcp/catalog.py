@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from widip.functions.agent.personas import access_rights, matrix_allows
 from widip.functions.callers import Caller
+from widip.functions import db, identity
 from widip.functions.identity import Authenticated
 from widip.functions.safeguard import gate
 from widip.functions.safeguard.policy import Policy, level_for
@@ -37,6 +38,16 @@ def mcp_caller(found: Authenticated) -> Caller:
     if caller.kind == "service" and SCOPE in caller.scopes:
         return Caller(kind="ai", username=caller.username, persona=PERSONA, scopes=caller.scopes)
     return caller
+
+
+def caller_for_token(pool, token: str) -> Caller | None:
+    """The MCP caller a bearer token stands for, checked now (revoked or expired: None); a string that
+    is not shaped like a widip token is refused without a query."""
+    if not identity.could_be_token(token):
+        return None
+    with db.transaction(pool) as conn:
+        found = identity.authenticate_token(conn, token)
+    return mcp_caller(found) if found is not None else None
 
 
 @dataclass(frozen=True)

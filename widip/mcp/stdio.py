@@ -16,7 +16,6 @@ import sys
 from widip import deps as process_deps
 from widip import wiring
 from widip.errors import ConfigError
-from widip.functions import db, identity
 from widip.mcp import catalog, server as rpc
 from widip.messaging.relay import flush_outbox
 
@@ -28,9 +27,7 @@ def run(settings, token: str) -> int:
     wiring.register_handlers()
 
     def who():
-        with db.transaction(d.pool) as conn:
-            found = identity.authenticate_token(conn, token)
-        return catalog.mcp_caller(found) if found is not None else None
+        return catalog.caller_for_token(d.pool, token)
 
     if who() is None:
         raise ConfigError(["WIDIP_TOKEN is not a live widip session or service token"])
